@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# kvip: kernel module, kvipctl, and the checks that keep them honest.
+#
+#   make                 build kmod/kvip.ko and tools/kvipctl/kvipctl
+#   make check           every test: lint, unit tests, dkms build, selftests
+#   make demo            a ClusterIP balancing 7 backends, in a QEMU guest
+#   make install         module for $(KVER) + kvipctl under $(PREFIX)
+#   make dkms-install    register this tree with DKMS, build and install
+#
+# KVER= / KDIR= select the kernel (default: scripts/kernel.sh).
+
+VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' dkms.conf)
+KVER ?= $(shell scripts/kernel.sh 2>/dev/null)
+KDIR ?= /lib/modules/$(KVER)/build
+PREFIX ?= /usr/local
+DKMS_SRC := /usr/src/kvip-$(VERSION)
+
+KBUILD := $(MAKE) -C $(KDIR) M=$(CURDIR)/kmod
+
+.PHONY: all module tools clean install module-install dkms-install \
+	dkms-check lint checkpatch check unit selftests demo deps
+
+all: module tools
+
+deps:
+	@if [ "$$(id -u)" = 0 ]; then scripts/deps.sh; else scripts/deps.sh --check; fi
+
+module: deps
+	@test -n "$(KVER)" || { scripts/kernel.sh; exit 1; }
+	$(KBUILD) modules
+
+tools: deps
+	$(MAKE) -C tools
+
+clean:
+	-$(KBUILD) clean
+	$(MAKE) -C tools clean
+
+install: module-install
+	$(MAKE) -C tools install PREFIX=$(PREFIX)
+
+module-install: module
+	$(KBUILD) INSTALL_MOD_DIR=updates modules_install
+	depmod -a $(KVER)
+
+# DKMS copies exactly what it needs to rebuild the module on kernel upgrades.
+dkms-install:
+	rm -rf $(DKMS_SRC)
+	mkdir -p $(DKMS_SRC)/include/uapi/linux $(DKMS_SRC)/kmod
+	cp dkms.conf $(DKMS_SRC)/
+	cp include/uapi/linux/kvip.h $(DKMS_SRC)/include/uapi/linux/
+	cp kmod/Kbuild kmod/*.c kmod/*.h $(DKMS_SRC)/kmod/
+	dkms add -m kvip -v $(VERSION) 2>/dev/null || true
+	dkms build -m kvip -v $(VERSION) -k $(KVER)
+	dkms install -m kvip -v $(VERSION) -k $(KVER)
+
+# `dkms build` of this tree for $(KVER), with all DKMS state in a
+# temporary directory so the host is not changed.
+dkms-check:
+	scripts/dkms-check.sh $(KVER)
+
+# No warnings with W=1 and sparse; checkpatch clean.
+lint: deps
+	@test -n "$(KVER)" || { scripts/kernel.sh; exit 1; }
+	@rm -f kmod/*.o
+	@$(KBUILD) W=1 C=2 modules 2>&1 | tee kmod/.lint.log | \
+		grep -E 'warning|error' && { echo "lint: W=1/sparse warnings"; exit 1; } || true
+	@scripts/checkpatch.sh
+	@echo "lint: W=1, sparse and checkpatch clean"
+
+checkpatch:
+	scripts/checkpatch.sh
+
+unit: tools
+	$(MAKE) -C tools check
+
+selftests: all
+	selftests/check
+
+check: all lint unit dkms-check
+	selftests/check
+
+demo: all
+	selftests/vm-run -- selftests/demo.sh

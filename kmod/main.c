@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kvip: Kubernetes Service VIPs with the kernel's own conntrack and NAT.
+ *
+ * Module and per-netns lifetime. A netns gets an empty table when it is
+ * created; its NAT hooks and conntrack dependency are only taken while it
+ * has services (see table.c).
+ */
+#include <linux/module.h>
+#include <net/genetlink.h>
+#include <net/net_namespace.h>
+
+#include "kvip_core.h"
+
+unsigned int kvip_net_id __read_mostly;
+
+static int __net_init kvip_net_init(struct net *net)
+{
+	struct kvip_net *kn = kvip_pernet(net);
+
+	mutex_init(&kn->lock);
+	INIT_LIST_HEAD(&kn->services);
+	kn->net = net;
+	kn->gen = 1;
+	return kvip_table_init(kn);
+}
+
+static void __net_exit kvip_net_exit(struct net *net)
+{
+	struct kvip_net *kn = kvip_pernet(net);
+
+	mutex_lock(&kn->lock);
+	kvip_table_destroy(kn);
+	mutex_unlock(&kn->lock);
+	mutex_destroy(&kn->lock);
+}
+
+static struct pernet_operations kvip_net_ops = {
+	.init = kvip_net_init,
+	.exit = kvip_net_exit,
+	.id   = &kvip_net_id,
+	.size = sizeof(struct kvip_net),
+};
+
+static int __init kvip_init(void)
+{
+	int err;
+
+	err = register_pernet_subsys(&kvip_net_ops);
+	if (err)
+		return err;
+	err = kvip_genl_init();
+	if (err) {
+		unregister_pernet_subsys(&kvip_net_ops);
+		return err;
+	}
+	pr_info("Kubernetes Service VIPs, genl family %s v%d\n",
+		KVIP_GENL_NAME, KVIP_GENL_VERSION);
+	return 0;
+}
+
+static void __exit kvip_exit(void)
+{
+	/* No new configuration first, then every netns's table and hooks. */
+	kvip_genl_exit();
+	unregister_pernet_subsys(&kvip_net_ops);
+	/* Endpoint sets, frontends and services still waiting for RCU. */
+	rcu_barrier();
+}
+
+module_init(kvip_init);
+module_exit(kvip_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Kubernetes Service VIPs with conntrack and NAT");
+MODULE_AUTHOR("The kvip authors");
+MODULE_ALIAS_GENL_FAMILY(KVIP_GENL_NAME);

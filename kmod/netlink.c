@@ -1,0 +1,1026 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Generic netlink family "kvip": the only way to configure kvip. The
+ * contract, with every command and attribute, is include/uapi/linux/kvip.h.
+ */
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <net/genetlink.h>
+#include <net/ipv6.h>
+#include <net/netlink.h>
+#include <net/sock.h>
+
+#include "kvip_core.h"
+
+static struct genl_family kvip_family;
+
+/* Policies, one per nesting level */
+
+static struct netlink_range_validation kvip_weight_range = {
+	.max = KVIP_WEIGHT_MAX,
+};
+
+static const struct nla_policy kvip_frontend_policy[KVIP_FRONTEND_A_MAX + 1] = {
+	[KVIP_FRONTEND_A_TYPE]	 = NLA_POLICY_RANGE(NLA_U8,
+						    KVIP_FRONTEND_CLUSTERIP,
+						    KVIP_FRONTEND_TYPE_MAX),
+	[KVIP_FRONTEND_A_FAMILY] = { .type = NLA_U16 },
+	[KVIP_FRONTEND_A_ADDR]	 = { .type = NLA_BINARY,
+				     .len = sizeof(struct in6_addr) },
+	[KVIP_FRONTEND_A_PORT]	 = NLA_POLICY_MIN(NLA_U16, 1),
+};
+
+static const struct nla_policy kvip_endpoint_policy[KVIP_ENDPOINT_A_MAX + 1] = {
+	[KVIP_ENDPOINT_A_FAMILY] = { .type = NLA_U16 },
+	[KVIP_ENDPOINT_A_ADDR]	 = { .type = NLA_BINARY,
+				     .len = sizeof(struct in6_addr) },
+	[KVIP_ENDPOINT_A_PORT]	 = NLA_POLICY_MIN(NLA_U16, 1),
+	[KVIP_ENDPOINT_A_WEIGHT] = NLA_POLICY_FULL_RANGE(NLA_U32,
+							 &kvip_weight_range),
+	[KVIP_ENDPOINT_A_FLAGS]	 = { .type = NLA_U32 },
+	[KVIP_ENDPOINT_A_STATS]	 = { .type = NLA_REJECT,
+				     .reject_message = "statistics are read-only" },
+};
+
+#define KVIP_POLICY_NAME \
+	[KVIP_A_NAME] = { .type = NLA_NUL_STRING, .len = KVIP_NAME_MAX }
+
+static const struct nla_policy kvip_new_policy[KVIP_A_MAX + 1] = {
+	KVIP_POLICY_NAME,
+	[KVIP_A_PROTO]	   = { .type = NLA_U8 },
+	[KVIP_A_FLAGS]	   = { .type = NLA_U32 },
+	[KVIP_A_FRONTENDS] = NLA_POLICY_NESTED_ARRAY(kvip_frontend_policy),
+	[KVIP_A_ENDPOINTS] = NLA_POLICY_NESTED_ARRAY(kvip_endpoint_policy),
+};
+
+static const struct nla_policy kvip_name_policy[KVIP_A_MAX + 1] = {
+	KVIP_POLICY_NAME,
+};
+
+static const struct nla_policy kvip_set_policy[KVIP_A_MAX + 1] = {
+	KVIP_POLICY_NAME,
+	[KVIP_A_ENDPOINTS] = NLA_POLICY_NESTED_ARRAY(kvip_endpoint_policy),
+	[KVIP_A_SET_FLAGS] = { .type = NLA_U32 },
+};
+
+static const struct nla_policy kvip_flush_policy[KVIP_A_MAX + 1] = {};
+
+/* Like NL_REQ_ATTR_CHECK(), with a message. */
+#define kvip_require(extack, nest, tb, type, msg) ({			\
+	struct netlink_ext_ack *_kx = (extack);				\
+	bool __missing = !(tb)[type];					\
+									\
+	if (__missing) {						\
+		NL_SET_ERR_MSG(_kx, msg);					\
+		NL_SET_ERR_ATTR_MISS(_kx, nest, type);				\
+	}								\
+	__missing;							\
+})
+
+static const char *kvip_proto_name(u8 proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return "tcp";
+	case IPPROTO_UDP:
+		return "udp";
+	default:
+		return "sctp";
+	}
+}
+
+/* Parsing */
+
+static int kvip_parse_name(struct genl_info *info, const char **name)
+{
+	struct nlattr *attr = info->attrs[KVIP_A_NAME];
+
+	if (kvip_require(info->extack, NULL, info->attrs, KVIP_A_NAME,
+			 "service name missing"))
+		return -EINVAL;
+	if (!nla_len(attr) || !*(char *)nla_data(attr)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, attr, "empty service name");
+		return -EINVAL;
+	}
+	*name = nla_data(attr);
+	return 0;
+}
+
+static int kvip_parse_addr(struct nlattr **tb, int fam_type, int addr_type,
+			   const struct nlattr *nest, u8 *family,
+			   union nf_inet_addr *addr,
+			   struct netlink_ext_ack *extack)
+{
+	struct nlattr *a = tb[addr_type];
+	u16 f;
+
+	if (kvip_require(extack, nest, tb, fam_type, "address family missing") ||
+	    kvip_require(extack, nest, tb, addr_type, "address missing"))
+		return -EINVAL;
+
+	f = nla_get_u16(tb[fam_type]);
+	if (f != AF_INET && f != AF_INET6) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[fam_type],
+				    "address family must be AF_INET or AF_INET6");
+		return -EINVAL;
+	}
+	if (nla_len(a) != (f == AF_INET ? 4 : 16)) {
+		NL_SET_ERR_MSG_ATTR(extack, a,
+				    "address length does not match its family");
+		return -EINVAL;
+	}
+	memset(addr, 0, sizeof(*addr));
+	nla_memcpy(addr, a, nla_len(a));
+	if (f == AF_INET ? !addr->ip : ipv6_addr_any(&addr->in6)) {
+		NL_SET_ERR_MSG_ATTR(extack, a, "unspecified address");
+		return -EINVAL;
+	}
+	*family = f;
+	return 0;
+}
+
+static int kvip_parse_frontend(const struct nlattr *nest,
+			       struct kvip_frontend *fe,
+			       struct netlink_ext_ack *extack)
+{
+	struct nlattr *tb[KVIP_FRONTEND_A_MAX + 1];
+	int err;
+
+	err = nla_parse_nested(tb, KVIP_FRONTEND_A_MAX, nest,
+			       kvip_frontend_policy, extack);
+	if (err)
+		return err;
+	if (kvip_require(extack, nest, tb, KVIP_FRONTEND_A_TYPE,
+			 "frontend type missing") ||
+	    kvip_require(extack, nest, tb, KVIP_FRONTEND_A_PORT,
+			 "frontend port missing"))
+		return -EINVAL;
+
+	memset(fe, 0, sizeof(*fe));
+	fe->type = nla_get_u8(tb[KVIP_FRONTEND_A_TYPE]);
+	fe->key.port = htons(nla_get_u16(tb[KVIP_FRONTEND_A_PORT]));
+	if (fe->type == KVIP_FRONTEND_NODEPORT) {
+		if (tb[KVIP_FRONTEND_A_FAMILY] || tb[KVIP_FRONTEND_A_ADDR]) {
+			NL_SET_ERR_MSG_ATTR(extack, nest,
+					    "a node port takes no address");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	return kvip_parse_addr(tb, KVIP_FRONTEND_A_FAMILY, KVIP_FRONTEND_A_ADDR,
+			       nest, &fe->key.family, &fe->key.addr, extack);
+}
+
+/* Parse a list of frontends into a new array; rejects repeated entries. */
+static int kvip_parse_frontends(struct genl_info *info,
+				struct kvip_frontend **out, unsigned int *nout)
+{
+	struct nlattr *list = info->attrs[KVIP_A_FRONTENDS], *nest;
+	struct kvip_frontend *fe;
+	unsigned int n = 0, i;
+	int rem, err;
+
+	if (kvip_require(info->extack, NULL, info->attrs, KVIP_A_FRONTENDS,
+			 "a service needs at least one frontend"))
+		return -EINVAL;
+	nla_for_each_nested(nest, list, rem)
+		n++;
+	if (!n) {
+		NL_SET_ERR_MSG_ATTR(info->extack, list,
+				    "a service needs at least one frontend");
+		return -EINVAL;
+	}
+	if (n > KVIP_FRONTENDS_MAX) {
+		NL_SET_ERR_MSG_ATTR(info->extack, list, "too many frontends");
+		return -E2BIG;
+	}
+
+	fe = kcalloc(n, sizeof(*fe), GFP_KERNEL);
+	if (!fe)
+		return -ENOMEM;
+	n = 0;
+	nla_for_each_nested(nest, list, rem) {
+		err = kvip_parse_frontend(nest, &fe[n], info->extack);
+		if (err)
+			goto err;
+		for (i = 0; i < n; i++) {
+			if (!memcmp(&fe[i].key, &fe[n].key, sizeof(fe->key))) {
+				NL_SET_ERR_MSG_ATTR(info->extack, nest,
+						    "frontend listed twice");
+				err = -EEXIST;
+				goto err;
+			}
+		}
+		n++;
+	}
+	*out = fe;
+	*nout = n;
+	return 0;
+err:
+	kfree(fe);
+	return err;
+}
+
+static int kvip_parse_endpoint(const struct nlattr *nest, struct kvip_ep *ep,
+			       struct netlink_ext_ack *extack)
+{
+	struct nlattr *tb[KVIP_ENDPOINT_A_MAX + 1];
+	u32 flags = KVIP_ENDPOINT_F_DEFAULT;
+	int err;
+
+	err = nla_parse_nested(tb, KVIP_ENDPOINT_A_MAX, nest,
+			       kvip_endpoint_policy, extack);
+	if (err)
+		return err;
+	if (kvip_require(extack, nest, tb, KVIP_ENDPOINT_A_PORT,
+			 "endpoint port missing"))
+		return -EINVAL;
+	if (tb[KVIP_ENDPOINT_A_FLAGS]) {
+		flags = nla_get_u32(tb[KVIP_ENDPOINT_A_FLAGS]);
+		if (flags & ~__KVIP_ENDPOINT_F_ALL) {
+			NL_SET_ERR_MSG_ATTR(extack, tb[KVIP_ENDPOINT_A_FLAGS],
+					    "unknown endpoint flags");
+			return -EOPNOTSUPP;
+		}
+	}
+
+	memset(ep, 0, sizeof(*ep));
+	ep->port = htons(nla_get_u16(tb[KVIP_ENDPOINT_A_PORT]));
+	ep->flags = flags;
+	ep->weight = tb[KVIP_ENDPOINT_A_WEIGHT] ?
+		     nla_get_u32(tb[KVIP_ENDPOINT_A_WEIGHT]) :
+		     KVIP_WEIGHT_DEFAULT;
+	return kvip_parse_addr(tb, KVIP_ENDPOINT_A_FAMILY, KVIP_ENDPOINT_A_ADDR,
+			       nest, &ep->family, &ep->addr, extack);
+}
+
+/* Parse the endpoint list of @info into a kvmalloc()ed array. */
+static int kvip_parse_endpoints(struct genl_info *info,
+				struct kvip_ep **out, u32 *nout)
+{
+	struct nlattr *list = info->attrs[KVIP_A_ENDPOINTS], *nest;
+	struct kvip_ep *ep;
+	u32 n = 0;
+	int rem, err;
+
+	*out = NULL;
+	*nout = 0;
+	if (!list)
+		return 0;
+	nla_for_each_nested(nest, list, rem)
+		n++;
+	if (n > KVIP_ENDPOINTS_MAX) {
+		NL_SET_ERR_MSG_ATTR(info->extack, list,
+				    "too many endpoints for one service");
+		return -E2BIG;
+	}
+	if (!n)
+		return 0;
+
+	ep = kvmalloc_array(n, sizeof(*ep), GFP_KERNEL_ACCOUNT);
+	if (!ep)
+		return -ENOMEM;
+	n = 0;
+	nla_for_each_nested(nest, list, rem) {
+		err = kvip_parse_endpoint(nest, &ep[n++], info->extack);
+		if (err) {
+			kvfree(ep);
+			return err;
+		}
+	}
+	*out = ep;
+	*nout = n;
+	return 0;
+}
+
+static void kvip_extack_dup(struct netlink_ext_ack *extack,
+			    const struct kvip_ep *ep)
+{
+	NL_SET_ERR_MSG(extack, "endpoint listed twice");
+	if (ep->family == AF_INET)
+		kvip_extack_fmt(extack, "endpoint %pI4:%u listed twice",
+				&ep->addr.ip, ntohs(ep->port));
+	else
+		kvip_extack_fmt(extack, "endpoint [%pI6c]:%u listed twice",
+				&ep->addr.in6, ntohs(ep->port));
+}
+
+/* Build a set, or report why not. NULL is the empty set. */
+static struct kvip_endpoints *kvip_build(const struct kvip_ep *ep, u32 n,
+					 struct netlink_ext_ack *extack)
+{
+	struct kvip_endpoints *eps;
+	u32 dup;
+
+	eps = kvip_endpoints_build(ep, n, &dup);
+	if (IS_ERR(eps) && PTR_ERR(eps) == -EEXIST)
+		kvip_extack_dup(extack, &ep[dup]);
+	else if (IS_ERR(eps))
+		NL_SET_ERR_MSG(extack, "out of memory for the endpoint set");
+	return eps;
+}
+
+/* Commands */
+
+static void kvip_extack_owner(struct netlink_ext_ack *extack,
+			      const struct kvip_frontend *fe)
+{
+	const struct kvip_fe_key *k = &fe->key;
+	const char *proto = kvip_proto_name(k->proto);
+	const char *owner = fe->svc->name;
+
+	NL_SET_ERR_MSG(extack, "frontend is used by another service");
+	if (fe->type == KVIP_FRONTEND_NODEPORT)
+		kvip_extack_fmt(extack,
+				"node port %u/%s is used by service '%s'",
+				ntohs(k->port), proto, owner);
+	else if (k->family == AF_INET)
+		kvip_extack_fmt(extack,
+				"frontend %pI4:%u/%s is used by service '%s'",
+				&k->addr.ip, ntohs(k->port), proto, owner);
+	else
+		kvip_extack_fmt(extack,
+				"frontend [%pI6c]:%u/%s is used by service '%s'",
+				&k->addr.in6, ntohs(k->port), proto, owner);
+}
+
+/* Frontends of @fe must be free or already owned by @svc (may be NULL). */
+static int kvip_check_frontends(struct kvip_net *kn, struct kvip_service *svc,
+				u8 proto, const struct kvip_frontend *fe,
+				unsigned int nfe, struct netlink_ext_ack *extack)
+{
+	unsigned int i;
+
+	for (i = 0; i < nfe; i++) {
+		struct kvip_fe_key key = fe[i].key;
+		struct kvip_frontend *cur;
+
+		key.proto = proto;
+		cur = kvip_frontend_find(kn, &key);
+		if (cur && cur->svc != svc) {
+			kvip_extack_owner(extack, cur);
+			return -EEXIST;
+		}
+	}
+	return 0;
+}
+
+struct kvip_new_req {
+	const char *name;
+	u8 proto;
+	u32 flags;
+	struct kvip_frontend *fe;
+	unsigned int nfe;
+	struct kvip_endpoints *eps;
+	bool has_eps;
+};
+
+static int kvip_parse_new(struct genl_info *info, struct kvip_new_req *req)
+{
+	struct netlink_ext_ack *extack = info->extack;
+	struct nlattr **attrs = info->attrs;
+	struct kvip_ep *ep;
+	u32 nep;
+	int err;
+
+	err = kvip_parse_name(info, &req->name);
+	if (err)
+		return err;
+	if (kvip_require(extack, NULL, attrs, KVIP_A_PROTO, "protocol missing"))
+		return -EINVAL;
+	req->proto = nla_get_u8(attrs[KVIP_A_PROTO]);
+	if (req->proto != IPPROTO_TCP && req->proto != IPPROTO_UDP &&
+	    req->proto != IPPROTO_SCTP) {
+		NL_SET_ERR_MSG_ATTR(extack, attrs[KVIP_A_PROTO],
+				    "protocol must be TCP, UDP or SCTP");
+		return -EINVAL;
+	}
+	if (attrs[KVIP_A_FLAGS]) {
+		req->flags = nla_get_u32(attrs[KVIP_A_FLAGS]);
+		if (req->flags & ~__KVIP_SERVICE_F_ALL) {
+			NL_SET_ERR_MSG_ATTR(extack, attrs[KVIP_A_FLAGS],
+					    "unknown service flags");
+			return -EOPNOTSUPP;
+		}
+	}
+	err = kvip_parse_frontends(info, &req->fe, &req->nfe);
+	if (err)
+		return err;
+
+	req->has_eps = attrs[KVIP_A_ENDPOINTS];
+	if (!req->has_eps)
+		return 0;
+	err = kvip_parse_endpoints(info, &ep, &nep);
+	if (err)
+		return err;
+	req->eps = kvip_build(ep, nep, extack);
+	kvfree(ep);
+	if (IS_ERR(req->eps)) {
+		err = PTR_ERR(req->eps);
+		req->eps = NULL;
+	}
+	return err;
+}
+
+static int kvip_new_locked(struct kvip_net *kn, struct kvip_new_req *req,
+			   u16 nlflags, struct netlink_ext_ack *extack)
+{
+	struct kvip_service *svc = kvip_service_find(kn, req->name);
+	int err;
+
+	if (svc && (nlflags & NLM_F_EXCL || !(nlflags & NLM_F_REPLACE))) {
+		NL_SET_ERR_MSG(extack, "service exists");
+		return -EEXIST;
+	}
+	if (!svc && !(nlflags & NLM_F_CREATE)) {
+		NL_SET_ERR_MSG(extack, "no such service");
+		return -ENOENT;
+	}
+	err = kvip_check_frontends(kn, svc, req->proto, req->fe, req->nfe,
+				   extack);
+	if (err)
+		return err;
+
+	if (svc) {
+		err = kvip_service_update(kn, svc, req->proto, req->flags,
+					  req->fe, req->nfe);
+	} else {
+		svc = kvip_service_create(kn, req->name, req->proto,
+					  req->flags, req->fe, req->nfe);
+		err = PTR_ERR_OR_ZERO(svc);
+	}
+	if (err) {
+		NL_SET_ERR_MSG(extack, "out of memory for the service");
+		return err;
+	}
+	if (req->has_eps) {
+		kvip_endpoints_replace(kn, svc, req->eps);
+		req->eps = NULL;
+	}
+	return 0;
+}
+
+static int kvip_nl_new_service(struct sk_buff *skb, struct genl_info *info)
+{
+	struct kvip_net *kn = kvip_pernet(genl_info_net(info));
+	struct kvip_new_req req = {};
+	int err;
+
+	/* Parse and allocate outside the lock; only linking happens inside. */
+	err = kvip_parse_new(info, &req);
+	if (!err) {
+		mutex_lock(&kn->lock);
+		err = kvip_new_locked(kn, &req, info->nlhdr->nlmsg_flags,
+				      info->extack);
+		mutex_unlock(&kn->lock);
+	}
+	kvip_endpoints_free(req.eps);	/* unless published */
+	kfree(req.fe);
+	return err;
+}
+
+static struct kvip_service *kvip_find_or_report(struct kvip_net *kn,
+						const char *name,
+						struct genl_info *info)
+{
+	struct kvip_service *svc = kvip_service_find(kn, name);
+
+	if (!svc)
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[KVIP_A_NAME],
+				    "no such service");
+	return svc;
+}
+
+static int kvip_nl_del_service(struct sk_buff *skb, struct genl_info *info)
+{
+	struct kvip_net *kn = kvip_pernet(genl_info_net(info));
+	struct kvip_service *svc;
+	const char *name;
+	int err;
+
+	err = kvip_parse_name(info, &name);
+	if (err)
+		return err;
+	mutex_lock(&kn->lock);
+	svc = kvip_find_or_report(kn, name, info);
+	if (svc)
+		kvip_service_delete(kn, svc);
+	mutex_unlock(&kn->lock);
+	return svc ? 0 : -ENOENT;
+}
+
+static int kvip_nl_flush(struct sk_buff *skb, struct genl_info *info)
+{
+	struct kvip_net *kn = kvip_pernet(genl_info_net(info));
+
+	mutex_lock(&kn->lock);
+	kvip_flush(kn);
+	mutex_unlock(&kn->lock);
+	return 0;
+}
+
+/* Append @ep to the staged set of @svc; takes ownership of @ep. */
+static int kvip_stage(struct kvip_service *svc, struct kvip_ep *ep, u32 n)
+{
+	struct kvip_staging *st = svc->staging;
+	struct kvip_ep *grown;
+
+	if (st->count + n > st->cap) {
+		u32 cap = max(st->count + n, 2 * st->cap);
+
+		cap = min_t(u32, cap, KVIP_ENDPOINTS_MAX);
+		grown = kvmalloc_array(cap, sizeof(*grown), GFP_KERNEL_ACCOUNT);
+		if (!grown) {
+			kvfree(ep);
+			return -ENOMEM;
+		}
+		if (st->count)
+			memcpy(grown, st->ep, st->count * sizeof(*grown));
+		kvfree(st->ep);
+		st->ep = grown;
+		st->cap = cap;
+	}
+	if (n)
+		memcpy(st->ep + st->count, ep, n * sizeof(*ep));
+	st->count += n;
+	kvfree(ep);
+	return 0;
+}
+
+static void kvip_unstage(struct kvip_service *svc)
+{
+	kvip_staging_free(svc->staging);
+	svc->staging = NULL;
+}
+
+static int kvip_set_locked(struct kvip_net *kn, struct kvip_service *svc,
+			   u32 flags, struct kvip_ep *ep, u32 n,
+			   struct genl_info *info)
+{
+	struct kvip_endpoints *eps;
+	struct kvip_staging *st;
+	int err;
+
+	if (!(flags & KVIP_SET_F_APPEND)) {
+		kvip_unstage(svc);
+		if (!(flags & KVIP_SET_F_MORE)) {
+			eps = kvip_build(ep, n, info->extack);
+			kvfree(ep);
+			if (IS_ERR(eps))
+				return PTR_ERR(eps);
+			kvip_endpoints_replace(kn, svc, eps);
+			kvip_bump_gen(kn);
+			return 0;
+		}
+		st = kzalloc(sizeof(*st), GFP_KERNEL_ACCOUNT);
+		if (!st) {
+			kvfree(ep);
+			return -ENOMEM;
+		}
+		st->portid = info->snd_portid;
+		svc->staging = st;
+	} else if (!svc->staging || svc->staging->portid != info->snd_portid) {
+		NL_SET_ERR_MSG(info->extack,
+			       "no endpoint set staged by this socket");
+		kvfree(ep);
+		return -ESRCH;
+	}
+
+	st = svc->staging;
+	if ((u64)st->count + n > KVIP_ENDPOINTS_MAX) {
+		NL_SET_ERR_MSG(info->extack, "too many endpoints for one service");
+		kvfree(ep);
+		kvip_unstage(svc);
+		return -E2BIG;
+	}
+	err = kvip_stage(svc, ep, n);
+	if (err) {
+		NL_SET_ERR_MSG(info->extack, "out of memory for the endpoint set");
+		kvip_unstage(svc);
+		return err;
+	}
+	if (flags & KVIP_SET_F_MORE)
+		return 0;
+
+	/* Last message: commit the whole staged set at once. */
+	eps = kvip_build(st->ep, st->count, info->extack);
+	kvip_unstage(svc);
+	if (IS_ERR(eps))
+		return PTR_ERR(eps);
+	kvip_endpoints_replace(kn, svc, eps);
+	kvip_bump_gen(kn);
+	return 0;
+}
+
+static int kvip_nl_set_endpoints(struct sk_buff *skb, struct genl_info *info)
+{
+	struct kvip_net *kn = kvip_pernet(genl_info_net(info));
+	struct nlattr *fattr = info->attrs[KVIP_A_SET_FLAGS];
+	struct kvip_service *svc;
+	const char *name;
+	struct kvip_ep *ep;
+	u32 flags = 0, n;
+	int err;
+
+	err = kvip_parse_name(info, &name);
+	if (err)
+		return err;
+	if (fattr) {
+		flags = nla_get_u32(fattr);
+		if (flags & ~__KVIP_SET_F_ALL) {
+			NL_SET_ERR_MSG_ATTR(info->extack, fattr,
+					    "unknown set flags");
+			return -EOPNOTSUPP;
+		}
+	}
+	err = kvip_parse_endpoints(info, &ep, &n);
+	if (err)
+		return err;
+
+	mutex_lock(&kn->lock);
+	svc = kvip_find_or_report(kn, name, info);
+	if (svc)
+		err = kvip_set_locked(kn, svc, flags, ep, n, info);
+	mutex_unlock(&kn->lock);
+	if (!svc) {
+		kvfree(ep);
+		return -ENOENT;
+	}
+	return err;
+}
+
+/* Replies */
+
+static int kvip_put_addr(struct sk_buff *skb, int fam_type, int addr_type,
+			 u8 family, const union nf_inet_addr *addr)
+{
+	if (nla_put_u16(skb, fam_type, family))
+		return -EMSGSIZE;
+	if (family == AF_INET)
+		return nla_put_in_addr(skb, addr_type, addr->ip);
+	return nla_put_in6_addr(skb, addr_type, &addr->in6);
+}
+
+static size_t kvip_addr_size(void)
+{
+	return nla_total_size(sizeof(u16)) +
+	       nla_total_size(sizeof(struct in6_addr));
+}
+
+static int kvip_put_frontend(struct sk_buff *skb,
+			     const struct kvip_frontend *fe)
+{
+	struct nlattr *nest = nla_nest_start(skb, 0);
+
+	if (!nest)
+		return -EMSGSIZE;
+	if (nla_put_u8(skb, KVIP_FRONTEND_A_TYPE, fe->type) ||
+	    nla_put_u16(skb, KVIP_FRONTEND_A_PORT, ntohs(fe->key.port)) ||
+	    (fe->type != KVIP_FRONTEND_NODEPORT &&
+	     kvip_put_addr(skb, KVIP_FRONTEND_A_FAMILY, KVIP_FRONTEND_A_ADDR,
+			   fe->key.family, &fe->key.addr))) {
+		nla_nest_cancel(skb, nest);
+		return -EMSGSIZE;
+	}
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
+static size_t kvip_frontend_size(void)
+{
+	return nla_total_size(0) + nla_total_size(sizeof(u8)) +
+	       nla_total_size(sizeof(u16)) + kvip_addr_size();
+}
+
+static int kvip_put_endpoint(struct sk_buff *skb,
+			     const struct kvip_endpoints *eps, u32 i)
+{
+	const struct kvip_ep *ep = &eps->ep[i];
+	struct nlattr *nest, *stats;
+
+	nest = nla_nest_start(skb, 0);
+	if (!nest)
+		return -EMSGSIZE;
+	if (kvip_put_addr(skb, KVIP_ENDPOINT_A_FAMILY, KVIP_ENDPOINT_A_ADDR,
+			  ep->family, &ep->addr) ||
+	    nla_put_u16(skb, KVIP_ENDPOINT_A_PORT, ntohs(ep->port)) ||
+	    nla_put_u32(skb, KVIP_ENDPOINT_A_WEIGHT, ep->weight) ||
+	    nla_put_u32(skb, KVIP_ENDPOINT_A_FLAGS, ep->flags))
+		goto cancel;
+	stats = nla_nest_start(skb, KVIP_ENDPOINT_A_STATS);
+	if (!stats ||
+	    nla_put_u64_64bit(skb, KVIP_STATS_A_CONNS,
+			      kvip_endpoint_conns(eps, i), KVIP_STATS_A_PAD))
+		goto cancel;
+	nla_nest_end(skb, stats);
+	nla_nest_end(skb, nest);
+	return 0;
+cancel:
+	nla_nest_cancel(skb, nest);
+	return -EMSGSIZE;
+}
+
+static size_t kvip_endpoint_size(void)
+{
+	return nla_total_size(0) + kvip_addr_size() +
+	       nla_total_size(sizeof(u16)) + 2 * nla_total_size(sizeof(u32)) +
+	       nla_total_size(0) + nla_total_size_64bit(sizeof(u64));
+}
+
+static int kvip_put_header(struct sk_buff *skb, const struct kvip_service *svc,
+			   const struct kvip_endpoints *eps)
+{
+	struct kvip_svc_stats sum;
+	struct nlattr *nest;
+	unsigned int i;
+
+	if (nla_put_u8(skb, KVIP_A_PROTO, svc->proto) ||
+	    nla_put_u32(skb, KVIP_A_FLAGS, svc->flags) ||
+	    nla_put_u32(skb, KVIP_A_ENDPOINT_COUNT, eps ? eps->count : 0))
+		return -EMSGSIZE;
+
+	kvip_service_stats(svc, &sum);
+	nest = nla_nest_start(skb, KVIP_A_STATS);
+	if (!nest ||
+	    nla_put_u64_64bit(skb, KVIP_STATS_A_CONNS, sum.conns,
+			      KVIP_STATS_A_PAD) ||
+	    nla_put_u64_64bit(skb, KVIP_STATS_A_REJECTS, sum.rejects,
+			      KVIP_STATS_A_PAD))
+		return -EMSGSIZE;
+	nla_nest_end(skb, nest);
+
+	nest = nla_nest_start(skb, KVIP_A_FRONTENDS);
+	if (!nest)
+		return -EMSGSIZE;
+	for (i = 0; i < svc->nfe; i++)
+		if (kvip_put_frontend(skb, svc->fe[i]))
+			return -EMSGSIZE;
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
+static size_t kvip_service_size(const struct kvip_service *svc,
+				const struct kvip_endpoints *eps)
+{
+	return nla_total_size(strlen(svc->name) + 1) +
+	       nla_total_size(sizeof(u8)) + 2 * nla_total_size(sizeof(u32)) +
+	       nla_total_size(0) + 2 * nla_total_size_64bit(sizeof(u64)) +
+	       nla_total_size(0) + svc->nfe * kvip_frontend_size() +
+	       nla_total_size(0) +
+	       (eps ? eps->count : 0) * kvip_endpoint_size();
+}
+
+/*
+ * Put one message of @svc starting at endpoint *@next: the full header when
+ * *@next is 0, then as many endpoints as fit. Returns 0 when the service is
+ * complete, -EMSGSIZE when the rest must go into another message (*@next
+ * then says where to continue).
+ */
+static int kvip_fill_service(struct sk_buff *skb, struct kvip_net *kn,
+			     const struct kvip_service *svc, u32 *next,
+			     u32 portid, u32 seq, int flags,
+			     struct netlink_callback *cb)
+{
+	const struct kvip_endpoints *eps;
+	struct nlattr *nest;
+	u32 i = *next;
+	void *hdr;
+
+	eps = rcu_dereference_protected(svc->eps, lockdep_is_held(&kn->lock));
+	if (eps && i > eps->count)
+		i = eps->count;	/* set shrank between chunks: reader retries */
+
+	hdr = genlmsg_put(skb, portid, seq, &kvip_family, flags,
+			  KVIP_CMD_GET_SERVICE);
+	if (!hdr)
+		return -EMSGSIZE;
+	if (cb)
+		genl_dump_check_consistent(cb, hdr);
+	if (nla_put_string(skb, KVIP_A_NAME, svc->name) ||
+	    (i == 0 && kvip_put_header(skb, svc, eps)))
+		goto cancel;
+
+	if (!eps || i == eps->count)
+		goto end;
+	nest = nla_nest_start(skb, KVIP_A_ENDPOINTS);
+	if (!nest) {
+		if (*next)
+			goto cancel;
+		goto end_partial;
+	}
+	for (; i < eps->count; i++)
+		if (kvip_put_endpoint(skb, eps, i))
+			break;
+	if (i == *next) {
+		nla_nest_cancel(skb, nest);
+		if (*next)
+			goto cancel;	/* a continuation must carry something */
+		goto end_partial;
+	}
+	nla_nest_end(skb, nest);
+	if (i < eps->count)
+		goto end_partial;
+end:
+	genlmsg_end(skb, hdr);
+	*next = 0;
+	return 0;
+end_partial:
+	genlmsg_end(skb, hdr);
+	*next = i;
+	return -EMSGSIZE;
+cancel:
+	genlmsg_cancel(skb, hdr);
+	return -EMSGSIZE;
+}
+
+static int kvip_nl_get_service(struct sk_buff *skb, struct genl_info *info)
+{
+	struct kvip_net *kn = kvip_pernet(genl_info_net(info));
+	const struct kvip_endpoints *eps;
+	struct kvip_service *svc;
+	struct sk_buff *msg;
+	const char *name;
+	u32 next = 0;
+	int err;
+
+	err = kvip_parse_name(info, &name);
+	if (err)
+		return err;
+
+	mutex_lock(&kn->lock);
+	svc = kvip_find_or_report(kn, name, info);
+	if (!svc) {
+		err = -ENOENT;
+		goto out;
+	}
+	eps = rcu_dereference_protected(svc->eps, lockdep_is_held(&kn->lock));
+	msg = genlmsg_new(kvip_service_size(svc, eps), GFP_KERNEL);
+	if (!msg) {
+		err = -ENOMEM;
+		goto out;
+	}
+	err = kvip_fill_service(msg, kn, svc, &next, info->snd_portid,
+				info->snd_seq, 0, NULL);
+	if (WARN_ON_ONCE(err)) {
+		nlmsg_free(msg);
+		goto out;
+	}
+	mutex_unlock(&kn->lock);
+	return genlmsg_reply(msg, info);
+out:
+	mutex_unlock(&kn->lock);
+	return err;
+}
+
+/* Dump cursor, in cb->ctx. */
+struct kvip_dump_ctx {
+	struct kvip_service *svc;	/* next to emit; valid while gen holds */
+	u32 pos;			/* its index in kvip_net.services */
+	u32 next_ep;			/* next endpoint of it to emit */
+	u32 gen;			/* kvip_net.gen when svc was saved */
+	bool started;
+	bool done;
+};
+
+static_assert(sizeof(struct kvip_dump_ctx) <=
+	      sizeof_field(struct netlink_callback, ctx));
+
+static int kvip_nl_dump_start(struct netlink_callback *cb)
+{
+	const struct genl_dumpit_info *info = genl_dumpit_info(cb);
+	struct kvip_net *kn = kvip_pernet(sock_net(cb->skb->sk));
+	struct nlattr *name = info->attrs[KVIP_A_NAME];
+	bool found;
+
+	if (!name)
+		return 0;
+	mutex_lock(&kn->lock);
+	found = kvip_service_find(kn, nla_data(name));
+	mutex_unlock(&kn->lock);
+	if (!found) {
+		NL_SET_ERR_MSG_ATTR(cb->extack, name, "no such service");
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* Where to resume; a changed table resumes by position and is flagged. */
+static struct kvip_service *kvip_dump_resume(struct kvip_net *kn,
+					     struct kvip_dump_ctx *ctx,
+					     const struct nlattr *name)
+{
+	struct kvip_service *svc;
+	u32 pos = 0;
+
+	if (name)
+		return kvip_service_find(kn, nla_data(name));
+	if (!ctx->started)
+		return list_first_entry_or_null(&kn->services,
+						struct kvip_service, list);
+	if (ctx->gen == kn->gen)
+		return ctx->svc;
+	list_for_each_entry(svc, &kn->services, list)
+		if (pos++ == ctx->pos)
+			return svc;
+	return NULL;
+}
+
+static int kvip_nl_dump_services(struct sk_buff *skb,
+				 struct netlink_callback *cb)
+{
+	const struct genl_dumpit_info *info = genl_dumpit_info(cb);
+	struct kvip_net *kn = kvip_pernet(sock_net(skb->sk));
+	struct kvip_dump_ctx *ctx = (void *)cb->ctx;
+	struct nlattr *name = info->attrs[KVIP_A_NAME];
+	struct kvip_service *svc;
+	int err = 0;
+
+	if (ctx->done)
+		return 0;
+
+	mutex_lock(&kn->lock);
+	cb->seq = kn->gen;
+	svc = kvip_dump_resume(kn, ctx, name);
+	ctx->started = true;
+	while (svc) {
+		err = kvip_fill_service(skb, kn, svc, &ctx->next_ep,
+					NETLINK_CB(cb->skb).portid,
+					cb->nlh->nlmsg_seq, NLM_F_MULTI, cb);
+		if (err)
+			break;
+		ctx->pos++;
+		if (name || list_is_last(&svc->list, &kn->services))
+			svc = NULL;
+		else
+			svc = list_next_entry(svc, list);
+	}
+	ctx->svc = svc;
+	ctx->gen = kn->gen;
+	ctx->done = !svc;
+	mutex_unlock(&kn->lock);
+
+	/* Nothing fit into an empty message: cannot make progress. */
+	if (err && !skb->len)
+		return err;
+	return skb->len;
+}
+
+static const struct genl_ops kvip_genl_ops[] = {
+	{
+		.cmd	 = KVIP_CMD_NEW_SERVICE,
+		.doit	 = kvip_nl_new_service,
+		.policy	 = kvip_new_policy,
+		.maxattr = KVIP_A_MAX,
+		.flags	 = GENL_UNS_ADMIN_PERM,
+	},
+	{
+		.cmd	 = KVIP_CMD_DEL_SERVICE,
+		.doit	 = kvip_nl_del_service,
+		.policy	 = kvip_name_policy,
+		.maxattr = KVIP_A_MAX,
+		.flags	 = GENL_UNS_ADMIN_PERM,
+	},
+	{
+		.cmd	 = KVIP_CMD_GET_SERVICE,
+		.doit	 = kvip_nl_get_service,
+		.start	 = kvip_nl_dump_start,
+		.dumpit	 = kvip_nl_dump_services,
+		.policy	 = kvip_name_policy,
+		.maxattr = KVIP_A_MAX,
+	},
+	{
+		.cmd	 = KVIP_CMD_SET_ENDPOINTS,
+		.doit	 = kvip_nl_set_endpoints,
+		.policy	 = kvip_set_policy,
+		.maxattr = KVIP_A_MAX,
+		.flags	 = GENL_UNS_ADMIN_PERM,
+	},
+	{
+		.cmd	 = KVIP_CMD_FLUSH,
+		.doit	 = kvip_nl_flush,
+		.policy	 = kvip_flush_policy,
+		.maxattr = KVIP_A_MAX,
+		.flags	 = GENL_UNS_ADMIN_PERM,
+	},
+};
+
+static struct genl_family kvip_family __ro_after_init = {
+	.name		= KVIP_GENL_NAME,
+	.version	= KVIP_GENL_VERSION,
+	.netnsok	= true,
+	.parallel_ops	= true,
+	.module		= THIS_MODULE,
+	.ops		= kvip_genl_ops,
+	.n_ops		= ARRAY_SIZE(kvip_genl_ops),
+	.resv_start_op	= KVIP_CMD_NEW_SERVICE,
+};
+
+int __init kvip_genl_init(void)
+{
+	return genl_register_family(&kvip_family);
+}
+
+void kvip_genl_exit(void)
+{
+	genl_unregister_family(&kvip_family);
+}
