@@ -423,18 +423,14 @@ static int kvip_parse_new(struct genl_info *info, struct kvip_new_req *req)
 }
 
 static int kvip_new_locked(struct kvip_net *kn, struct kvip_new_req *req,
-			   u16 nlflags, struct netlink_ext_ack *extack)
+			   bool replace, struct netlink_ext_ack *extack)
 {
 	struct kvip_service *svc = kvip_service_find(kn, req->name);
 	int err;
 
-	if (svc && (nlflags & NLM_F_EXCL || !(nlflags & NLM_F_REPLACE))) {
+	if (svc && !replace) {
 		NL_SET_ERR_MSG(extack, "service exists");
 		return -EEXIST;
-	}
-	if (!svc && !(nlflags & NLM_F_CREATE)) {
-		NL_SET_ERR_MSG(extack, "no such service");
-		return -ENOENT;
 	}
 	err = kvip_check_frontends(kn, svc, req->proto, req->fe, req->nfe,
 				   extack);
@@ -470,7 +466,8 @@ static int kvip_nl_new_service(struct sk_buff *skb, struct genl_info *info)
 	err = kvip_parse_new(info, &req);
 	if (!err) {
 		mutex_lock(&kn->lock);
-		err = kvip_new_locked(kn, &req, info->nlhdr->nlmsg_flags,
+		err = kvip_new_locked(kn, &req,
+				      info->genlhdr->cmd == KVIP_CMD_REPLACE_SERVICE,
 				      info->extack);
 		mutex_unlock(&kn->lock);
 	}
@@ -968,6 +965,13 @@ static int kvip_nl_dump_services(struct sk_buff *skb,
 static const struct genl_ops kvip_genl_ops[] = {
 	{
 		.cmd	 = KVIP_CMD_NEW_SERVICE,
+		.doit	 = kvip_nl_new_service,
+		.policy	 = kvip_new_policy,
+		.maxattr = KVIP_A_MAX,
+		.flags	 = GENL_UNS_ADMIN_PERM,
+	},
+	{
+		.cmd	 = KVIP_CMD_REPLACE_SERVICE,
 		.doit	 = kvip_nl_new_service,
 		.policy	 = kvip_new_policy,
 		.maxattr = KVIP_A_MAX,

@@ -23,21 +23,25 @@
  * -----
  * KVIP_A_FRONTENDS and KVIP_A_ENDPOINTS are nests holding a list of nests,
  * one per frontend or endpoint. The type of each list entry is ignored;
- * tools use 0.
+ * tools use 0. Validation is strict: every nest must carry NLA_F_NESTED,
+ * unknown attributes are rejected, and the genetlink header's reserved
+ * field must be 0.
  *
  * Commands
  * --------
  * KVIP_CMD_NEW_SERVICE (needs CAP_NET_ADMIN in the netns's user namespace)
- *   Creates or replaces a service. Attributes: KVIP_A_NAME, KVIP_A_PROTO,
- *   KVIP_A_FRONTENDS (required, at least one), KVIP_A_FLAGS (optional, must
- *   be a subset of __KVIP_SERVICE_F_ALL), KVIP_A_ENDPOINTS (optional).
- *   The netlink header flags choose the semantics, as in rtnetlink:
- *     NLM_F_CREATE | NLM_F_EXCL     create; EEXIST if the name exists
- *     NLM_F_CREATE | NLM_F_REPLACE  create or replace
- *     NLM_F_REPLACE                 replace; ENOENT if the name is unknown
- *   Replacing keeps the endpoint set unless KVIP_A_ENDPOINTS is given.
+ *   Creates a service; EEXIST if the name exists. Attributes: KVIP_A_NAME,
+ *   KVIP_A_PROTO, KVIP_A_FRONTENDS (required, at least one), KVIP_A_FLAGS
+ *   (optional, must be a subset of __KVIP_SERVICE_F_ALL), KVIP_A_ENDPOINTS
+ *   (optional: the initial endpoint set, when it fits in one message).
  *   A frontend owned by another service fails with EEXIST (the extack names
  *   the owner). On any error nothing has changed.
+ *
+ * KVIP_CMD_REPLACE_SERVICE (CAP_NET_ADMIN)
+ *   Same attributes; creates the service or replaces its protocol, flags
+ *   and frontends. The endpoint set is kept unless KVIP_A_ENDPOINTS is
+ *   given. (Generic netlink rejects NLM_F_CREATE/EXCL/REPLACE, hence two
+ *   commands.)
  *
  * KVIP_CMD_DEL_SERVICE (CAP_NET_ADMIN)
  *   Deletes the service KVIP_A_NAME; ENOENT if unknown.
@@ -97,6 +101,7 @@ enum kvip_cmd {
 	KVIP_CMD_GET_SERVICE,
 	KVIP_CMD_SET_ENDPOINTS,
 	KVIP_CMD_FLUSH,
+	KVIP_CMD_REPLACE_SERVICE,
 	__KVIP_CMD_MAX
 };
 #define KVIP_CMD_MAX (__KVIP_CMD_MAX - 1)
