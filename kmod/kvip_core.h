@@ -76,8 +76,13 @@ struct kvip_svc_stats {
 	u64 rejects;
 };
 
-/* A set being assembled from several KVIP_CMD_SET_ENDPOINTS messages. */
+/*
+ * A set being assembled from several KVIP_CMD_SET_ENDPOINTS messages of one
+ * socket; on kvip_net.staged so that closing the socket frees it.
+ */
 struct kvip_staging {
+	struct list_head list;
+	struct kvip_service *svc;
 	u32 portid;
 	u32 count;
 	u32 cap;
@@ -103,6 +108,7 @@ struct kvip_net {
 	struct rhashtable frontends;	/* kvip_fe_key -> kvip_frontend */
 	struct rhashtable names;	/* name -> kvip_service */
 	struct list_head services;
+	struct list_head staged;	/* kvip_staging.list */
 	struct net *net;
 	u32 nservices;
 	u32 nnodeports;			/* node-port frontends */
@@ -154,7 +160,9 @@ void kvip_endpoints_free(struct kvip_endpoints *eps);
 u64 kvip_endpoint_conns(const struct kvip_endpoints *eps, u32 i);
 void kvip_service_stats(const struct kvip_service *svc,
 			struct kvip_svc_stats *sum);
-void kvip_staging_free(struct kvip_staging *st);
+struct kvip_staging *kvip_stage_begin(struct kvip_net *kn,
+				      struct kvip_service *svc, u32 portid);
+void kvip_unstage(struct kvip_service *svc);
 void kvip_bump_gen(struct kvip_net *kn);
 
 /* select.c */

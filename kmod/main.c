@@ -20,6 +20,7 @@ static int __net_init kvip_net_init(struct net *net)
 
 	mutex_init(&kn->lock);
 	INIT_LIST_HEAD(&kn->services);
+	INIT_LIST_HEAD(&kn->staged);
 	kn->net = net;
 	kn->gen = 1;
 	return kvip_table_init(kn);

@@ -25,16 +25,14 @@ static const struct nla_policy kvip_frontend_policy[KVIP_FRONTEND_A_MAX + 1] = {
 						    KVIP_FRONTEND_CLUSTERIP,
 						    KVIP_FRONTEND_TYPE_MAX),
 	[KVIP_FRONTEND_A_FAMILY] = { .type = NLA_U16 },
-	[KVIP_FRONTEND_A_ADDR]	 = { .type = NLA_BINARY,
-				     .len = sizeof(struct in6_addr) },
-	[KVIP_FRONTEND_A_PORT]	 = NLA_POLICY_MIN(NLA_U16, 1),
+	[KVIP_FRONTEND_A_ADDR]	 = { .type = NLA_BINARY },
+	[KVIP_FRONTEND_A_PORT]	 = { .type = NLA_U16 },
 };
 
 static const struct nla_policy kvip_endpoint_policy[KVIP_ENDPOINT_A_MAX + 1] = {
 	[KVIP_ENDPOINT_A_FAMILY] = { .type = NLA_U16 },
-	[KVIP_ENDPOINT_A_ADDR]	 = { .type = NLA_BINARY,
-				     .len = sizeof(struct in6_addr) },
-	[KVIP_ENDPOINT_A_PORT]	 = NLA_POLICY_MIN(NLA_U16, 1),
+	[KVIP_ENDPOINT_A_ADDR]	 = { .type = NLA_BINARY },
+	[KVIP_ENDPOINT_A_PORT]	 = { .type = NLA_U16 },
 	[KVIP_ENDPOINT_A_WEIGHT] = NLA_POLICY_FULL_RANGE(NLA_U32,
 							 &kvip_weight_range),
 	[KVIP_ENDPOINT_A_FLAGS]	 = { .type = NLA_U32 },
@@ -106,6 +104,20 @@ static int kvip_parse_name(struct genl_info *info, const char **name)
 	return 0;
 }
 
+/* Port 0 is EINVAL like the other malformed values, not a policy ERANGE. */
+static int kvip_parse_port(struct nlattr *attr, __be16 *port,
+			   struct netlink_ext_ack *extack)
+{
+	u16 p = nla_get_u16(attr);
+
+	if (!p) {
+		NL_SET_ERR_MSG_ATTR(extack, attr, "port must be 1..65535");
+		return -EINVAL;
+	}
+	*port = htons(p);
+	return 0;
+}
+
 static int kvip_parse_addr(struct nlattr **tb, int fam_type, int addr_type,
 			   const struct nlattr *nest, u8 *family,
 			   union nf_inet_addr *addr,
@@ -158,7 +170,9 @@ static int kvip_parse_frontend(const struct nlattr *nest,
 
 	memset(fe, 0, sizeof(*fe));
 	fe->type = nla_get_u8(tb[KVIP_FRONTEND_A_TYPE]);
-	fe->key.port = htons(nla_get_u16(tb[KVIP_FRONTEND_A_PORT]));
+	err = kvip_parse_port(tb[KVIP_FRONTEND_A_PORT], &fe->key.port, extack);
+	if (err)
+		return err;
 	if (fe->type == KVIP_FRONTEND_NODEPORT) {
 		if (tb[KVIP_FRONTEND_A_FAMILY] || tb[KVIP_FRONTEND_A_ADDR]) {
 			NL_SET_ERR_MSG_ATTR(extack, nest,
@@ -245,7 +259,9 @@ static int kvip_parse_endpoint(const struct nlattr *nest, struct kvip_ep *ep,
 	}
 
 	memset(ep, 0, sizeof(*ep));
-	ep->port = htons(nla_get_u16(tb[KVIP_ENDPOINT_A_PORT]));
+	err = kvip_parse_port(tb[KVIP_ENDPOINT_A_PORT], &ep->port, extack);
+	if (err)
+		return err;
 	ep->flags = flags;
 	ep->weight = tb[KVIP_ENDPOINT_A_WEIGHT] ?
 		     nla_get_u32(tb[KVIP_ENDPOINT_A_WEIGHT]) :
@@ -544,12 +560,6 @@ static int kvip_stage(struct kvip_service *svc, struct kvip_ep *ep, u32 n)
 	return 0;
 }
 
-static void kvip_unstage(struct kvip_service *svc)
-{
-	kvip_staging_free(svc->staging);
-	svc->staging = NULL;
-}
-
 static int kvip_set_locked(struct kvip_net *kn, struct kvip_service *svc,
 			   u32 flags, struct kvip_ep *ep, u32 n,
 			   struct genl_info *info)
@@ -569,13 +579,10 @@ static int kvip_set_locked(struct kvip_net *kn, struct kvip_service *svc,
 			kvip_bump_gen(kn);
 			return 0;
 		}
-		st = kzalloc(sizeof(*st), GFP_KERNEL_ACCOUNT);
-		if (!st) {
+		if (!kvip_stage_begin(kn, svc, info->snd_portid)) {
 			kvfree(ep);
 			return -ENOMEM;
 		}
-		st->portid = info->snd_portid;
-		svc->staging = st;
 	} else if (!svc->staging || svc->staging->portid != info->snd_portid) {
 		NL_SET_ERR_MSG(info->extack,
 			       "no endpoint set staged by this socket");
@@ -631,18 +638,24 @@ static int kvip_nl_set_endpoints(struct sk_buff *skb, struct genl_info *info)
 		}
 	}
 	err = kvip_parse_endpoints(info, &ep, &n);
-	if (err)
-		return err;
 
 	mutex_lock(&kn->lock);
-	svc = kvip_find_or_report(kn, name, info);
-	if (svc)
-		err = kvip_set_locked(kn, svc, flags, ep, n, info);
-	mutex_unlock(&kn->lock);
+	svc = kvip_service_find(kn, name);
 	if (!svc) {
 		kvfree(ep);
-		return -ENOENT;
+		if (!err) {
+			NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[KVIP_A_NAME],
+					    "no such service");
+			err = -ENOENT;
+		}
+	} else if (err) {
+		/* Any failure ends this socket's staged set: no gaps in it. */
+		if (svc->staging && svc->staging->portid == info->snd_portid)
+			kvip_unstage(svc);
+	} else {
+		err = kvip_set_locked(kn, svc, flags, ep, n, info);
 	}
+	mutex_unlock(&kn->lock);
 	return err;
 }
 
@@ -767,25 +780,35 @@ static size_t kvip_service_size(const struct kvip_service *svc,
 	       (eps ? eps->count : 0) * kvip_endpoint_size();
 }
 
+/* Where a service's output stands: header sent, next endpoint to send. */
+struct kvip_fill_pos {
+	u32 next_ep;
+	bool cont;		/* header sent: continue with endpoints only */
+};
+
 /*
- * Put one message of @svc starting at endpoint *@next: the full header when
- * *@next is 0, then as many endpoints as fit. Returns 0 when the service is
- * complete, -EMSGSIZE when the rest must go into another message (*@next
- * then says where to continue).
+ * Put one message of @svc at @pos: the full header for its first message,
+ * then as many endpoints as fit. Returns 0 when the service is complete,
+ * -EMSGSIZE when the rest must go into another message (@pos then says
+ * where to continue; nothing was added when the first message did not fit).
  */
 static int kvip_fill_service(struct sk_buff *skb, struct kvip_net *kn,
-			     const struct kvip_service *svc, u32 *next,
-			     u32 portid, u32 seq, int flags,
-			     struct netlink_callback *cb)
+			     const struct kvip_service *svc,
+			     struct kvip_fill_pos *pos, u32 portid, u32 seq,
+			     int flags, struct netlink_callback *cb)
 {
 	const struct kvip_endpoints *eps;
+	u32 i = pos->next_ep, count;
+	bool alone = !skb->len;
 	struct nlattr *nest;
-	u32 i = *next;
 	void *hdr;
 
 	eps = rcu_dereference_protected(svc->eps, lockdep_is_held(&kn->lock));
-	if (eps && i > eps->count)
-		i = eps->count;	/* set shrank between chunks: reader retries */
+	count = eps ? eps->count : 0;
+	if (i > count)
+		i = count;	/* set shrank between chunks: reader retries */
+	if (pos->cont && i == count)
+		goto done;	/* nothing left to continue with */
 
 	hdr = genlmsg_put(skb, portid, seq, &kvip_family, flags,
 			  KVIP_CMD_GET_SERVICE);
@@ -794,36 +817,41 @@ static int kvip_fill_service(struct sk_buff *skb, struct kvip_net *kn,
 	if (cb)
 		genl_dump_check_consistent(cb, hdr);
 	if (nla_put_string(skb, KVIP_A_NAME, svc->name) ||
-	    (i == 0 && kvip_put_header(skb, svc, eps)))
+	    (!pos->cont && kvip_put_header(skb, svc, eps)))
 		goto cancel;
-
-	if (!eps || i == eps->count)
+	if (i == count)
 		goto end;
+
 	nest = nla_nest_start(skb, KVIP_A_ENDPOINTS);
-	if (!nest) {
-		if (*next)
-			goto cancel;
-		goto end_partial;
-	}
-	for (; i < eps->count; i++)
+	if (!nest)
+		goto partial;
+	for (; i < count; i++)
 		if (kvip_put_endpoint(skb, eps, i))
 			break;
-	if (i == *next) {
+	if (i == pos->next_ep) {
 		nla_nest_cancel(skb, nest);
-		if (*next)
-			goto cancel;	/* a continuation must carry something */
-		goto end_partial;
+		goto partial;
 	}
 	nla_nest_end(skb, nest);
-	if (i < eps->count)
-		goto end_partial;
+	if (i < count)
+		goto partial;
 end:
 	genlmsg_end(skb, hdr);
-	*next = 0;
+done:
+	pos->next_ep = 0;
+	pos->cont = false;
 	return 0;
-end_partial:
+partial:
+	/*
+	 * No endpoint fit: a continuation retries in the next buffer, and so
+	 * does a header, unless it is alone in this buffer and would fit no
+	 * better in the next.
+	 */
+	if (i == pos->next_ep && (pos->cont || !alone))
+		goto cancel;
 	genlmsg_end(skb, hdr);
-	*next = i;
+	pos->next_ep = i;
+	pos->cont = true;
 	return -EMSGSIZE;
 cancel:
 	genlmsg_cancel(skb, hdr);
@@ -837,7 +865,7 @@ static int kvip_nl_get_service(struct sk_buff *skb, struct genl_info *info)
 	struct kvip_service *svc;
 	struct sk_buff *msg;
 	const char *name;
-	u32 next = 0;
+	struct kvip_fill_pos pos = {};
 	int err;
 
 	err = kvip_parse_name(info, &name);
@@ -856,7 +884,7 @@ static int kvip_nl_get_service(struct sk_buff *skb, struct genl_info *info)
 		err = -ENOMEM;
 		goto out;
 	}
-	err = kvip_fill_service(msg, kn, svc, &next, info->snd_portid,
+	err = kvip_fill_service(msg, kn, svc, &pos, info->snd_portid,
 				info->snd_seq, 0, NULL);
 	if (WARN_ON_ONCE(err)) {
 		nlmsg_free(msg);
@@ -872,8 +900,8 @@ out:
 /* Dump cursor, in cb->ctx. */
 struct kvip_dump_ctx {
 	struct kvip_service *svc;	/* next to emit; valid while gen holds */
-	u32 pos;			/* its index in kvip_net.services */
-	u32 next_ep;			/* next endpoint of it to emit */
+	u32 index;			/* its index in kvip_net.services */
+	struct kvip_fill_pos pos;	/* how far it got */
 	u32 gen;			/* kvip_net.gen when svc was saved */
 	bool started;
 	bool done;
@@ -881,25 +909,6 @@ struct kvip_dump_ctx {
 
 static_assert(sizeof(struct kvip_dump_ctx) <=
 	      sizeof_field(struct netlink_callback, ctx));
-
-static int kvip_nl_dump_start(struct netlink_callback *cb)
-{
-	const struct genl_dumpit_info *info = genl_dumpit_info(cb);
-	struct kvip_net *kn = kvip_pernet(sock_net(cb->skb->sk));
-	struct nlattr *name = info->attrs[KVIP_A_NAME];
-	bool found;
-
-	if (!name)
-		return 0;
-	mutex_lock(&kn->lock);
-	found = kvip_service_find(kn, nla_data(name));
-	mutex_unlock(&kn->lock);
-	if (!found) {
-		NL_SET_ERR_MSG_ATTR(cb->extack, name, "no such service");
-		return -ENOENT;
-	}
-	return 0;
-}
 
 /* Where to resume; a changed table resumes by position and is flagged. */
 static struct kvip_service *kvip_dump_resume(struct kvip_net *kn,
@@ -917,7 +926,7 @@ static struct kvip_service *kvip_dump_resume(struct kvip_net *kn,
 	if (ctx->gen == kn->gen)
 		return ctx->svc;
 	list_for_each_entry(svc, &kn->services, list)
-		if (pos++ == ctx->pos)
+		if (pos++ == ctx->index)
 			return svc;
 	return NULL;
 }
@@ -938,14 +947,20 @@ static int kvip_nl_dump_services(struct sk_buff *skb,
 	mutex_lock(&kn->lock);
 	cb->seq = kn->gen;
 	svc = kvip_dump_resume(kn, ctx, name);
+	if (!svc && name && !ctx->started) {
+		/* Here, not in .start: 6.1 has no extack for .start. */
+		mutex_unlock(&kn->lock);
+		NL_SET_ERR_MSG_ATTR(cb->extack, name, "no such service");
+		return -ENOENT;
+	}
 	ctx->started = true;
 	while (svc) {
-		err = kvip_fill_service(skb, kn, svc, &ctx->next_ep,
+		err = kvip_fill_service(skb, kn, svc, &ctx->pos,
 					NETLINK_CB(cb->skb).portid,
 					cb->nlh->nlmsg_seq, NLM_F_MULTI, cb);
 		if (err)
 			break;
-		ctx->pos++;
+		ctx->index++;
 		if (name || list_is_last(&svc->list, &kn->services))
 			svc = NULL;
 		else
@@ -961,6 +976,29 @@ static int kvip_nl_dump_services(struct sk_buff *skb,
 		return err;
 	return skb->len;
 }
+
+/* A socket that goes away leaves no staged endpoint set behind. */
+static int kvip_netlink_event(struct notifier_block *nb, unsigned long event,
+			      void *ptr)
+{
+	struct netlink_notify *n = ptr;
+	struct kvip_staging *st, *tmp;
+	struct kvip_net *kn;
+
+	if (event != NETLINK_URELEASE || n->protocol != NETLINK_GENERIC)
+		return NOTIFY_DONE;
+	kn = kvip_pernet(n->net);
+	mutex_lock(&kn->lock);
+	list_for_each_entry_safe(st, tmp, &kn->staged, list)
+		if (st->portid == n->portid)
+			kvip_unstage(st->svc);
+	mutex_unlock(&kn->lock);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block kvip_netlink_notifier = {
+	.notifier_call = kvip_netlink_event,
+};
 
 static const struct genl_ops kvip_genl_ops[] = {
 	{
@@ -987,7 +1025,6 @@ static const struct genl_ops kvip_genl_ops[] = {
 	{
 		.cmd	 = KVIP_CMD_GET_SERVICE,
 		.doit	 = kvip_nl_get_service,
-		.start	 = kvip_nl_dump_start,
 		.dumpit	 = kvip_nl_dump_services,
 		.policy	 = kvip_name_policy,
 		.maxattr = KVIP_A_MAX,
@@ -1021,10 +1058,18 @@ static struct genl_family kvip_family __ro_after_init = {
 
 int __init kvip_genl_init(void)
 {
-	return genl_register_family(&kvip_family);
+	int err = netlink_register_notifier(&kvip_netlink_notifier);
+
+	if (err)
+		return err;
+	err = genl_register_family(&kvip_family);
+	if (err)
+		netlink_unregister_notifier(&kvip_netlink_notifier);
+	return err;
 }
 
 void kvip_genl_exit(void)
 {
 	genl_unregister_family(&kvip_family);
+	netlink_unregister_notifier(&kvip_netlink_notifier);
 }

@@ -294,12 +294,32 @@ void kvip_endpoints_replace(struct kvip_net *kn, struct kvip_service *svc,
 		call_rcu(&old->rcu, kvip_endpoints_free_rcu);
 }
 
-void kvip_staging_free(struct kvip_staging *st)
+struct kvip_staging *kvip_stage_begin(struct kvip_net *kn,
+				      struct kvip_service *svc, u32 portid)
 {
+	struct kvip_staging *st;
+
+	kvip_unstage(svc);
+	st = kzalloc(sizeof(*st), GFP_KERNEL_ACCOUNT);
+	if (!st)
+		return NULL;
+	st->svc = svc;
+	st->portid = portid;
+	list_add(&st->list, &kn->staged);
+	svc->staging = st;
+	return st;
+}
+
+void kvip_unstage(struct kvip_service *svc)
+{
+	struct kvip_staging *st = svc->staging;
+
 	if (!st)
 		return;
+	list_del(&st->list);
 	kvfree(st->ep);
 	kfree(st);
+	svc->staging = NULL;
 }
 
 void kvip_service_stats(const struct kvip_service *svc,
@@ -498,7 +518,7 @@ static void kvip_service_unlink(struct kvip_net *kn, struct kvip_service *svc)
 	for (i = 0; i < svc->nfe; i++)
 		kvip_frontend_remove(kn, svc->fe[i]);
 	kfree(svc->fe);
-	kvip_staging_free(svc->staging);
+	kvip_unstage(svc);
 	rhashtable_remove_fast(&kn->names, &svc->node, kvip_name_params);
 	list_del(&svc->list);
 	kn->nservices--;

@@ -69,7 +69,9 @@
  *   Messages with KVIP_SET_F_MORE are staged and change nothing visible;
  *   the last one commits the whole set. A staged set belongs to the sending
  *   socket: an APPEND from another socket, or one without a staged set,
- *   fails with ESRCH. A new first message discards an older staged set.
+ *   fails with ESRCH. A new first message (or a single-message set)
+ *   discards an older staged set; any error discards the socket's staged
+ *   set, and so does closing the socket: the sender starts again.
  *   Duplicate endpoints (same address and port) are rejected (EEXIST).
  *
  * KVIP_CMD_FLUSH (CAP_NET_ADMIN)
@@ -77,8 +79,10 @@
  *
  * Errors carry an extended ACK message naming the offending attribute:
  * ENOENT unknown service, EEXIST name/frontend/endpoint in use, EINVAL bad
- * family, address length, port or protocol, EOPNOTSUPP unknown flag bits,
- * E2BIG too many frontends or endpoints, EPERM missing CAP_NET_ADMIN.
+ * family, address length, port 0, protocol or missing attribute, ERANGE
+ * frontend type or weight out of range, EOPNOTSUPP unknown flag bits,
+ * E2BIG too many frontends or endpoints, ESRCH no staged endpoint set,
+ * EPERM missing CAP_NET_ADMIN (no extack: checked by the genetlink core).
  */
 #ifndef _UAPI_LINUX_KVIP_H
 #define _UAPI_LINUX_KVIP_H
