@@ -1,0 +1,539 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * kvipctl: configure kvip, Kubernetes Service VIPs in the Linux kernel.
+ *
+ * Every argument is parsed before the netlink session is opened; a batch is
+ * validated completely before its first line is sent. One session per
+ * invocation.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "kvipctl.h"
+#include "parse.h"
+#include "version.h"
+
+bool opt_json;
+static bool opt_check;
+char line_prefix[32];
+
+/* ------------------------------------------------------------------ */
+/* Help                                                               */
+
+static const char usage_synopsis[] =
+"Usage: " PROG_NAME " [OPTIONS] COMMAND [ARGUMENTS]\n"
+"       " PROG_NAME " [OPTIONS] -batch FILE\n";
+
+static const char usage_service_text[] =
+"  " PROG_NAME " service add NAME proto PROTO FRONTEND... [OPTION...]\n"
+"        Create a service. Fails with \"File exists\" if NAME exists or a\n"
+"        frontend belongs to another service. The endpoint set is empty.\n"
+"  " PROG_NAME " service replace NAME proto PROTO FRONTEND... [OPTION...]\n"
+"        Create the service, or atomically replace its protocol, frontends\n"
+"        and options. The endpoint set of an existing service is kept.\n"
+"  " PROG_NAME " service del NAME\n"
+"        Delete a service and its endpoints.\n"
+"  " PROG_NAME " service show [NAME] [-j|--json]\n"
+"        Show all services (sorted by name) or only NAME: frontends,\n"
+"        endpoints and connection counters. `" PROG_NAME " service` alone\n"
+"        is `service show`.\n";
+
+static const char usage_endpoints_text[] =
+"  " PROG_NAME " endpoints set NAME [ENDPOINT...]\n"
+"        Atomically replace the endpoint set of service NAME. No ENDPOINT\n"
+"        sets the empty set. Large sets are sent in several messages and\n"
+"        committed at once.\n";
+
+static const char usage_syntax[] =
+"Syntax:\n"
+"  NAME      service name, 1 to 255 bytes, e.g. default/elastic:http\n"
+"  PROTO     tcp | udp | sctp\n"
+"  FRONTEND  clusterip ADDR:PORT | external ADDR:PORT | nodeport PORT\n"
+"            clusterip: the service's cluster IP; external: an external IP\n"
+"            or load balancer ingress IP; nodeport: PORT on every local\n"
+"            address of the node.\n"
+"  OPTION    none yet.\n"
+"  ENDPOINT  ADDR:PORT[@WEIGHT][,FLAG]...\n"
+"  WEIGHT    0 to 65535, default 1; 0 receives no new connections.\n"
+"  FLAG      local        the endpoint runs on this node\n"
+"            notready     not ready (default: ready)\n"
+"            notserving   not serving (default: serving)\n"
+"            terminating  the endpoint is terminating\n"
+"  ADDR:PORT IPv4 as 10.96.0.10:80, IPv6 in brackets as [fd00::10]:80.\n"
+"  PORT      1 to 65535.\n";
+
+static const char usage_options[] =
+"Options:\n"
+"  -j, --json      print `service show` as JSON: an array of objects\n"
+"  -batch FILE     read commands from FILE ('-' for stdin), one per line,\n"
+"                  without the leading \"" PROG_NAME "\". Blank lines and\n"
+"                  lines starting with '#' are ignored; \"...\" and '...'\n"
+"                  quote. The whole file is checked first: if any line is\n"
+"                  invalid nothing is sent. Then lines run in order over one\n"
+"                  netlink session, stopping at the first failure.\n"
+"  -force          with -batch: report failures and continue; exit status\n"
+"                  is 1 if any line failed\n"
+"  -c, --check     only parse and check the commands; do not talk to the\n"
+"                  kernel\n"
+"  -h, --help      show this help\n"
+"  -V, --version   show the version\n";
+
+static const char usage_examples[] =
+"Examples:\n"
+"  " PROG_NAME " service add default/elastic proto tcp \\\n"
+"          clusterip 10.96.0.10:9200 clusterip [fd00:10:96::a]:9200 \\\n"
+"          nodeport 30080\n"
+"  " PROG_NAME " endpoints set default/elastic 10.0.1.1:9200 \\\n"
+"          10.0.2.1:9200@2,local [fd00::1]:9200,terminating,notready\n"
+"  " PROG_NAME " service replace default/elastic proto tcp \\\n"
+"          clusterip 10.96.0.10:9200 external 203.0.113.7:443\n"
+"  " PROG_NAME " service show default/elastic -j\n"
+"  " PROG_NAME " endpoints set default/elastic      # empty set\n"
+"  " PROG_NAME " service del default/elastic\n"
+"  printf 'service add a proto udp clusterip 10.96.0.53:53\\n' | "
+PROG_NAME " -batch -\n";
+
+static const char usage_exit[] =
+"Exit status:\n"
+"  0  success\n"
+"  1  the kernel rejected a request, or another runtime error (for\n"
+"     example the kvip module is not loaded)\n"
+"  2  invalid command line or batch input\n"
+"\n"
+"Errors name the offending argument, and the kernel's explanation when it\n"
+"gives one: \"" PROG_NAME ": COMMAND NAME: ERROR[: DETAIL]\". Changes need\n"
+"CAP_NET_ADMIN; `service show` does not. Everything is per network\n"
+"namespace.\n";
+
+void usage_main(FILE *f)
+{
+	fputs(usage_synopsis, f);
+	fputs("\nConfigure kvip, Kubernetes Service virtual IPs implemented by "
+	      "the kvip kernel\nmodule, in the current network namespace.\n"
+	      "\nCommands:\n", f);
+	fputs(usage_service_text, f);
+	fputs(usage_endpoints_text, f);
+	fputs("  " PROG_NAME " flush\n"
+	      "        Delete every service of the network namespace.\n"
+	      "  " PROG_NAME " help [service|endpoints]\n"
+	      "        Show this help, or the help of one command.\n\n", f);
+	fputs(usage_syntax, f);
+	fputc('\n', f);
+	fputs(usage_options, f);
+	fputc('\n', f);
+	fputs(usage_examples, f);
+	fputc('\n', f);
+	fputs(usage_exit, f);
+}
+
+void usage_service(FILE *f)
+{
+	fputs("Usage:\n", f);
+	fputs(usage_service_text, f);
+	fputc('\n', f);
+	fputs(usage_syntax, f);
+}
+
+void usage_endpoints(FILE *f)
+{
+	fputs("Usage:\n", f);
+	fputs(usage_endpoints_text, f);
+	fputc('\n', f);
+	fputs(usage_syntax, f);
+}
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                             */
+
+static void print_label(const struct req *r)
+{
+	fprintf(stderr, PROG_NAME ": %s%s", line_prefix, r->label);
+	if (r->name)
+		fprintf(stderr, " %s", r->name);
+}
+
+int kernel_error(const struct req *r, int err, const struct kvip *k)
+{
+	const char *detail = kvip_errmsg(k);
+
+	fflush(stdout);
+	print_label(r);
+	fprintf(stderr, ": %s", strerror(-err));
+	if (*detail)
+		fprintf(stderr, ": %s", detail);
+	if (err == -EPERM)
+		fputs(" (you need CAP_NET_ADMIN)", stderr);
+	fputc('\n', stderr);
+	return EXIT_FAIL;
+}
+
+void kernel_warning(const struct req *r, const struct kvip *k)
+{
+	const char *detail = kvip_errmsg(k);
+
+	if (!*detail)
+		return;
+	fflush(stdout);
+	print_label(r);
+	fprintf(stderr, ": warning: %s\n", detail);
+}
+
+static int usage_error(void)
+{
+	fflush(stdout);
+	fprintf(stderr, PROG_NAME ": %s%s\n", line_prefix, parse_error());
+	return EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Commands                                                           */
+
+static int run_flush(struct kvip *k, struct req *r)
+{
+	int err = kvip_flush(k);
+
+	if (err < 0)
+		return kernel_error(r, err, k);
+	kernel_warning(r, k);
+	return EXIT_OK;
+}
+
+static int flush_parse(int argc, char **argv, struct req *r)
+{
+	r->label = "flush";
+	if (argc > 1)
+		return parse_fail("unknown argument '%s'", q(argv[1]));
+	r->run = run_flush;
+	r->needs_kernel = true;
+	return 0;
+}
+
+static int help_parse(int argc, char **argv, struct req *r)
+{
+	if (argc > 2)
+		return parse_fail("unknown argument '%s'", q(argv[2]));
+	if (argc < 2)
+		r->help = usage_main;
+	else if (!strcmp(argv[1], "service"))
+		r->help = usage_service;
+	else if (!strcmp(argv[1], "endpoints"))
+		r->help = usage_endpoints;
+	else if (!strcmp(argv[1], "flush") || !strcmp(argv[1], "help"))
+		r->help = usage_main;
+	else
+		return parse_fail("unknown command '%s'", q(argv[1]));
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*parse)(int argc, char **argv, struct req *r);
+} commands[] = {
+	{ "service",	service_parse },
+	{ "endpoints",	endpoints_parse },
+	{ "flush",	flush_parse },
+	{ "help",	help_parse },
+};
+
+static void req_reset(struct req *r)
+{
+	struct kvip_service svc = r->svc;
+
+	kvip_service_reset(&svc);
+	memset(r, 0, sizeof(*r));
+	r->svc = svc;
+}
+
+/* Parse one command into r; -1 with parse_error() set on failure. */
+static int parse_command(int argc, char **argv, struct req *r)
+{
+	req_reset(r);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (!strcmp(argv[0], commands[i].name)) {
+			if (commands[i].parse(argc, argv, r) < 0)
+				return -1;
+			r->json |= opt_json;
+			return 0;
+		}
+	}
+	if (argv[0][0] == '-')
+		return parse_fail("unknown option '%s' (options go before "
+				  "the command)", q(argv[0]));
+	return parse_fail("unknown command '%s' (try '" PROG_NAME " help')",
+			  q(argv[0]));
+}
+
+static int open_session(struct kvip **k)
+{
+	char msg[256];
+	int err;
+
+	if (*k)
+		return 0;
+	err = kvip_open(k, msg, sizeof(msg));
+	if (err < 0) {
+		fflush(stdout);
+		fprintf(stderr, PROG_NAME ": %s\n", msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int execute(struct kvip **k, struct req *r)
+{
+	if (r->help) {
+		r->help(stdout);
+		return EXIT_OK;
+	}
+	if (!r->run)
+		return EXIT_OK;
+	if (r->needs_kernel && open_session(k) < 0)
+		return EXIT_FAIL;
+	return r->run(*k, r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Batch                                                              */
+
+struct batch {
+	char *data;
+	size_t len;
+	char *scratch;		/* split_line output */
+	char **argv;
+	size_t argv_cap;
+};
+
+static int read_all(const char *path, struct batch *b)
+{
+	size_t cap = 1 << 16;
+	int fd;
+
+	fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
+	if (fd < 0)
+		return parse_fail("cannot open '%s': %s", q(path),
+				  strerror(errno));
+	b->data = malloc(cap);
+	if (!b->data)
+		goto nomem;
+	for (;;) {
+		ssize_t n;
+
+		if (b->len == cap) {
+			char *d = realloc(b->data, cap * 2);
+
+			if (!d)
+				goto nomem;
+			b->data = d;
+			cap *= 2;
+		}
+		n = read(fd, b->data + b->len, cap - b->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			parse_fail("cannot read '%s': %s", q(path),
+				   strerror(errno));
+			goto err;
+		}
+		if (n == 0)
+			break;
+		b->len += (size_t)n;
+	}
+	if (fd)
+		close(fd);
+	return 0;
+nomem:
+	parse_fail("out of memory");
+err:
+	if (fd)
+		close(fd);
+	return -1;
+}
+
+/* Tokenize the line [p, p+len) into b->argv; returns argc or -1. */
+static int batch_split(struct batch *b, const char *p, size_t len)
+{
+	size_t need = len / 2 + 2;
+
+	if (need > b->argv_cap) {
+		char **v = realloc(b->argv, need * sizeof(*v));
+
+		if (!v)
+			return parse_fail("out of memory");
+		b->argv = v;
+		b->argv_cap = need;
+	}
+	return split_line(p, len, b->scratch, b->argv, (int)b->argv_cap - 1);
+}
+
+/*
+ * Walk the lines. Pass 1 (exec == false) parses every line and reports all
+ * errors; pass 2 runs them. Returns the exit status.
+ */
+static int batch_pass(struct batch *b, struct req *r, struct kvip **k,
+		      bool exec, bool force, bool *needs_kernel)
+{
+	const char *p = b->data, *end = b->data + b->len;
+	unsigned long lineno = 0;
+	int status = EXIT_OK;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		int argc, ret;
+
+		lineno++;
+		snprintf(line_prefix, sizeof(line_prefix), "line %lu: ",
+			 lineno);
+		argc = batch_split(b, p, len);
+		p += len + 1;
+		if (argc == 0)
+			continue;
+		if (argc < 0 || parse_command(argc, b->argv, r) < 0) {
+			/* Already reported by pass 1. */
+			if (exec)
+				continue;
+			usage_error();
+			status = EXIT_USAGE;
+			continue;
+		}
+		if (!exec) {
+			*needs_kernel |= r->needs_kernel;
+			continue;
+		}
+		ret = execute(k, r);
+		if (ret != EXIT_OK) {
+			status = EXIT_FAIL;
+			if (!force)
+				break;
+		}
+	}
+	line_prefix[0] = '\0';
+	return status;
+}
+
+static int run_batch(const char *path, bool force)
+{
+	struct batch b = { 0 };
+	struct req r;
+	struct kvip *k = NULL;
+	bool needs_kernel = false;
+	int status;
+
+	memset(&r, 0, sizeof(r));
+	if (read_all(path, &b) < 0) {
+		free(b.data);
+		return usage_error();
+	}
+	b.scratch = malloc(b.len + 1);
+	if (!b.scratch) {
+		free(b.data);
+		parse_fail("out of memory");
+		return usage_error();
+	}
+
+	status = batch_pass(&b, &r, &k, false, force, &needs_kernel);
+	if ((status != EXIT_OK && !force) || opt_check)
+		goto out;
+	if (needs_kernel && open_session(&k) < 0) {
+		status = EXIT_FAIL;
+		goto out;
+	}
+	if (batch_pass(&b, &r, &k, true, force, &needs_kernel) != EXIT_OK ||
+	    status != EXIT_OK)
+		status = EXIT_FAIL;
+out:
+	kvip_close(k);
+	kvip_service_free(&r.svc);
+	free(b.argv);
+	free(b.scratch);
+	free(b.data);
+	return status;
+}
+
+/* ------------------------------------------------------------------ */
+
+static bool opt_is(const char *a, const char *o1, const char *o2,
+		   const char *o3)
+{
+	return !strcmp(a, o1) || !strcmp(a, o2) || (o3 && !strcmp(a, o3));
+}
+
+int main(int argc, char **argv)
+{
+	static char out_buf[1 << 16];
+	const char *batch = NULL;
+	bool force = false;
+	struct kvip *k = NULL;
+	struct req r;
+	int i, status;
+
+	setvbuf(stdout, out_buf, _IOFBF, sizeof(out_buf));
+
+	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		} else if (opt_is(a, "-j", "-json", "--json")) {
+			opt_json = true;
+		} else if (opt_is(a, "-b", "-batch", "--batch")) {
+			if (++i == argc) {
+				parse_fail("option '%s' needs a FILE", a);
+				return usage_error();
+			}
+			batch = argv[i];
+		} else if (opt_is(a, "-force", "--force", NULL)) {
+			force = true;
+		} else if (opt_is(a, "-c", "-check", "--check")) {
+			opt_check = true;
+		} else if (opt_is(a, "-h", "-help", "--help")) {
+			usage_main(stdout);
+			return EXIT_OK;
+		} else if (opt_is(a, "-V", "-version", "--version")) {
+			printf(PROG_NAME " %s\n", KVIPCTL_VERSION);
+			return EXIT_OK;
+		} else {
+			parse_fail("unknown option '%s' (try '" PROG_NAME
+				   " --help')", q(a));
+			return usage_error();
+		}
+	}
+
+	if (batch) {
+		if (i < argc) {
+			parse_fail("unexpected argument '%s' after -batch "
+				   "FILE", q(argv[i]));
+			return usage_error();
+		}
+		status = run_batch(batch, force);
+		goto out;
+	}
+	if (force) {
+		parse_fail("-force only applies to -batch");
+		return usage_error();
+	}
+	if (i == argc) {
+		usage_main(stderr);
+		return EXIT_USAGE;
+	}
+
+	memset(&r, 0, sizeof(r));
+	if (parse_command(argc - i, argv + i, &r) < 0) {
+		kvip_service_free(&r.svc);
+		return usage_error();
+	}
+	status = opt_check ? EXIT_OK : execute(&k, &r);
+	kvip_close(k);
+	kvip_service_free(&r.svc);
+out:
+	if (fflush(stdout) == EOF && status == EXIT_OK) {
+		fprintf(stderr, PROG_NAME ": write error: %s\n",
+			strerror(errno));
+		status = EXIT_FAIL;
+	}
+	return status;
+}

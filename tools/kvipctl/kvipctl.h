@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+#ifndef KVIPCTL_H
+#define KVIPCTL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include "kvip.h"
+
+#define PROG_NAME	"kvipctl"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,		/* the kernel rejected a request, runtime error */
+	EXIT_USAGE = 2,		/* invalid command line or input */
+};
+
+struct req;
+typedef int (*run_fn)(struct kvip *k, struct req *r);
+
+/*
+ * A parsed command. Parsing fills it without side effects (so a batch can be
+ * validated before anything is sent); run() executes it.
+ */
+struct req {
+	const char *label;	/* "service add", for messages */
+	const char *name;	/* service name (points into argv) or NULL */
+	run_fn run;		/* NULL: nothing to do */
+	bool needs_kernel;	/* run() needs a netlink session */
+	bool json;
+	bool replace;		/* service replace (else add) */
+	void (*help)(FILE *f);	/* help requests */
+	struct kvip_service svc;	/* frontends, endpoints; reused */
+};
+
+/* Global options. */
+extern bool opt_json;
+
+/* Set while running a batch: "line 12: ". */
+extern char line_prefix[32];
+
+/* Parsers for the top-level commands; argv[0] is the command word. */
+int service_parse(int argc, char **argv, struct req *r);
+int endpoints_parse(int argc, char **argv, struct req *r);
+
+/* Usage texts. */
+void usage_main(FILE *f);
+void usage_service(FILE *f);
+void usage_endpoints(FILE *f);
+
+/* Output of `service show`; sorts the list by name. */
+void show_services(struct kvip_service_list *list, bool json);
+
+/* Report a failed request: "kvipctl: service add NAME: strerror: extack". */
+int kernel_error(const struct req *r, int err, const struct kvip *k);
+/* Print the kernel's warning of a successful request, if any. */
+void kernel_warning(const struct req *r, const struct kvip *k);
+
+static inline bool is_help(const char *s)
+{
+	return s && (!strcmp(s, "-h") || !strcmp(s, "--help") ||
+		     !strcmp(s, "help"));
+}
+
+#endif

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0 OR MIT
+#
+# Host tests of kvipctl's command line: help, usage errors, messages and exit
+# statuses. Needs no kernel module: arguments are parsed before a netlink
+# session is opened, and -c/--check never opens one.
+#
+#   tools/tests/cli.sh [path/to/kvipctl]
+set -u
+
+KVIPCTL=${1:-$(dirname "$0")/../kvipctl/kvipctl}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); }
+not_ok() {
+	local msg="$*"
+	fail=$((fail + 1))
+	((${#msg} < 300)) || msg="${msg:0:300}..."
+	echo "FAIL: $msg" >&2
+}
+
+# run ARGS...: run kvipctl, leaving $rc, $out, $err.
+run() {
+	"$KVIPCTL" "$@" >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	out=$(cat "$TMP/out")
+	err=$(cat "$TMP/err")
+}
+
+# expect RC STDERR ARGS...: exact exit status and stderr, empty stdout.
+expect() {
+	local want_rc=$1 want_err=$2
+	shift 2
+	run "$@"
+	if [[ $rc != "$want_rc" || "$err" != "$want_err" || -n "$out" ]]; then
+		not_ok "kvipctl $*"
+		echo "  want rc=$want_rc stderr: $want_err" >&2
+		echo "  got  rc=$rc stderr: $err" >&2
+		[[ -z "$out" ]] || echo "  stdout: $out" >&2
+	else
+		ok
+	fi
+}
+
+# expect_usage ERROR ARGS...: exit 2 with "kvipctl: ERROR".
+expect_usage() {
+	local msg=$1
+	shift
+	expect 2 "kvipctl: $msg" "$@"
+}
+
+# expect_out RC PATTERN ARGS...: status and stdout matching a glob.
+expect_out() {
+	local want_rc=$1 pat=$2
+	shift 2
+	run "$@"
+	# shellcheck disable=SC2053
+	if [[ $rc != "$want_rc" || "$out" != $pat ]]; then
+		not_ok "kvipctl $* (rc=$rc, stdout: ${out:0:200}, stderr: $err)"
+	else
+		ok
+	fi
+}
+
+module_loaded() { [[ -d /sys/module/kvip ]]; }
+
+# ---------------------------------------------------------------- help ----
+
+expect_out 0 'Usage: kvipctl *' --help
+for word in "service add NAME proto PROTO FRONTEND" "service replace NAME" \
+	"service del NAME" "service show [NAME] [-j|--json]" \
+	"endpoints set NAME [ENDPOINT...]" "kvipctl flush" "-batch FILE" \
+	"clusterip ADDR:PORT | external ADDR:PORT | nodeport PORT" \
+	"ADDR:PORT[@WEIGHT][,FLAG]..." "Exit status:" "Examples:" \
+	"CAP_NET_ADMIN"; do
+	[[ "$out" == *"$word"* ]] && ok || not_ok "--help lacks '$word'"
+done
+expect_out 0 'Usage: kvipctl *' -h
+expect_out 0 'Usage: kvipctl *' help
+expect_out 0 'Usage:*kvipctl service add*' help service
+expect_out 0 'Usage:*kvipctl service add*' service help
+expect_out 0 'Usage:*kvipctl service add*' service show --help
+expect_out 0 'Usage:*kvipctl endpoints set*' endpoints help
+expect_out 0 'Usage:*kvipctl endpoints set*' help endpoints
+expect_out 0 'kvipctl *' --version
+[[ "$out" =~ ^kvipctl\ [0-9a-zA-Z.+-]+$ ]] && ok || not_ok "--version: $out"
+expect_out 0 'kvipctl *' -V
+
+run
+[[ $rc == 2 && "$err" == "Usage: kvipctl"* && -z "$out" ]] && ok ||
+	not_ok "no arguments: rc=$rc"
+
+# -------------------------------------------------------- usage errors ----
+
+expect_usage "unknown command 'bogus' (try 'kvipctl help')" bogus
+expect_usage "unknown option '-x' (try 'kvipctl --help')" -x
+expect_usage "unknown argument '--json'" flush --json
+expect_usage "unknown command 'service frob' (try 'kvipctl service help')" \
+	service frob
+expect_usage "missing command after 'endpoints' (try 'kvipctl endpoints help')" \
+	endpoints
+expect_usage "unknown command 'endpoints add' (try 'kvipctl endpoints help')" \
+	endpoints add
+expect_usage "unknown command 'frob'" help frob
+expect_usage "unknown argument 'now'" flush now
+
+A=(service add default/x)
+expect_usage "missing service NAME" service add
+expect_usage "missing 'proto PROTO' (tcp, udp or sctp)" "${A[@]}"
+expect_usage "missing 'proto PROTO' (tcp, udp or sctp)" \
+	"${A[@]}" clusterip 10.96.0.10:80
+expect_usage "at least one FRONTEND is required (clusterip ADDR:PORT, external ADDR:PORT or nodeport PORT)" \
+	"${A[@]}" proto tcp
+expect_usage "unknown protocol 'foo' (use tcp, udp or sctp)" \
+	"${A[@]}" proto foo clusterip 10.96.0.10:80
+expect_usage "missing PROTO after 'proto'" "${A[@]}" proto
+expect_usage "duplicate 'proto'" "${A[@]}" proto tcp proto udp
+expect_usage "invalid address 'x'" "${A[@]}" proto tcp clusterip x:80
+expect_usage "invalid port '0'" "${A[@]}" proto tcp clusterip 10.96.0.10:0
+expect_usage "invalid port '65536'" "${A[@]}" proto tcp nodeport 65536
+expect_usage "invalid port 'abc'" "${A[@]}" proto tcp nodeport abc
+expect_usage "missing port in '10.96.0.10' (expected ADDR:PORT)" \
+	"${A[@]}" proto tcp clusterip 10.96.0.10
+expect_usage "invalid address 'fd00::1:80' (write IPv6 addresses as [ADDR]:PORT)" \
+	"${A[@]}" proto tcp clusterip fd00::1:80
+expect_usage "invalid IPv6 address '10.0.0.1'" \
+	"${A[@]}" proto tcp external '[10.0.0.1]:80'
+expect_usage "missing ADDR:PORT after 'clusterip'" "${A[@]}" proto tcp clusterip
+expect_usage "missing ADDR:PORT after 'external'" "${A[@]}" proto tcp external
+expect_usage "missing PORT after 'nodeport'" "${A[@]}" proto tcp nodeport
+expect_usage "unknown argument 'sessionaffinity'" \
+	"${A[@]}" proto tcp nodeport 30000 sessionaffinity clientip
+# NAME is positional: here it is "proto".
+expect_usage "unknown argument 'tcp'" service replace proto tcp nodeport 1
+expect_usage "service name too long (max 255 bytes)" \
+	service add "$(printf 'n%.0s' {1..256})" proto tcp nodeport 30000
+expect_usage "invalid service name ''" service add "" proto tcp nodeport 30000
+expect_usage "missing service NAME" service del
+expect_usage "unknown argument 'y'" service del x y
+expect_usage "unknown argument 'y'" service show x y
+expect_usage "unknown option '-x'" service show -x
+expect_usage "invalid service name ''" service show ""
+expect_usage "missing service NAME" endpoints set
+expect_usage "invalid weight '65536' (0..65535)" \
+	endpoints set x 10.0.0.1:80 10.0.0.2:80@65536
+expect_usage "invalid weight '' (0..65535)" endpoints set x 10.0.0.1:80@
+expect_usage "unknown endpoint flag 'ready2' (use local, notready, notserving or terminating)" \
+	endpoints set x 10.0.0.1:80,local,ready2
+expect_usage "invalid address '10.0.0.300'" endpoints set x 10.0.0.300:80
+expect_usage "invalid port '0'" endpoints set x '[fd00::1]:0'
+expect_usage "option '-batch' needs a FILE" -batch
+expect_usage "-force only applies to -batch" -force flush
+expect_usage "unexpected argument 'flush' after -batch FILE" -batch - flush
+expect_usage "cannot open '$TMP/nope': No such file or directory" \
+	-batch "$TMP/nope"
+
+# A 10,000-byte token is quoted shortened.
+long=$(printf 'x%.0s' {1..10000})
+expect_usage "invalid endpoint '${long:0:61}...'" \
+	endpoints set x "$long:80"
+expect_usage "invalid address '${long:0:61}...'" \
+	service add x proto tcp clusterip "$long:80"
+
+# -------------------------------------------------- check mode (-c) ----
+
+expect 0 "" -c service add default/x proto TCP clusterip 10.96.0.10:80 \
+	clusterip '[fd00::a]:80' external 203.0.113.1:443 nodeport 30080
+expect 0 "" -c service replace default/x proto sctp nodeport 30080
+expect 0 "" -c endpoints set default/x 10.0.0.1:80 '[fd00::1]:80@0,local' \
+	10.0.0.2:80@65535,notready,notserving,terminating
+expect 0 "" -c endpoints set default/x
+expect 0 "" -c service show -j default/x
+expect 0 "" -c -j service show
+expect 0 "" -c service del default/x
+expect 0 "" -c flush
+expect 0 "" -c service
+
+# ------------------------------------------------------------- batch ----
+
+cat >"$TMP/good" <<'EOF'
+# a comment, then a blank line
+
+service add default/a proto tcp clusterip 10.96.0.1:80   # trailing comment
+service add "default/b c" proto udp clusterip [fd00::b]:53
+  endpoints set default/a 10.0.0.1:80 10.0.0.2:80@2,local
+endpoints set default/a
+service show -j
+service del 'default/b c'
+flush
+EOF
+expect 0 "" -c -batch "$TMP/good"
+expect 0 "" -c -batch - <"$TMP/good"
+
+cat >"$TMP/bad" <<'EOF'
+service add default/a proto tcp clusterip 10.96.0.1:80
+service add default/b proto tcp clusterip 10.96.0.1:0
+endpoints set default/a 10.0.0.1:80
+
+service frob
+service del "unterminated
+flush
+EOF
+expect 2 "kvipctl: line 2: invalid port '0'
+kvipctl: line 5: unknown command 'service frob' (try 'kvipctl service help')
+kvipctl: line 6: unterminated double quote" -batch "$TMP/bad"
+printf -- '-j service show\n' >"$TMP/opt"
+expect_usage "line 1: unknown option '-j' (options go before the command)" \
+	-batch "$TMP/opt"
+# Syntax errors are found before any kernel access, -c or not.
+expect 2 "kvipctl: line 2: invalid port '0'
+kvipctl: line 5: unknown command 'service frob' (try 'kvipctl service help')
+kvipctl: line 6: unterminated double quote" -c -batch - <"$TMP/bad"
+
+printf 'help service\n\n# only help: no kernel needed\n' >"$TMP/help"
+expect_out 0 'Usage:*kvipctl service add*' -batch "$TMP/help"
+expect 0 "" -batch /dev/null
+
+# ---------------------------------------------------- without module ----
+
+if ! module_loaded; then
+	nomod="kvipctl: kvip module not loaded (genl family 'kvip' not found)"
+	expect 1 "$nomod" flush
+	expect 1 "$nomod" service show
+	expect 1 "$nomod" service add default/x proto tcp clusterip 10.96.0.10:80
+	expect 1 "$nomod" -batch "$TMP/good"
+	expect 1 "$nomod" -force -batch "$TMP/good"
+	# Usage errors win over the missing module.
+	expect_usage "invalid port '0'" service add x proto tcp nodeport 0
+else
+	echo "# kvip is loaded here: skipping the module-not-loaded checks" >&2
+fi
+
+# ------------------------------------------------- parse performance ----
+
+# 100,000 `service add` lines checked with -c: the parser must be cheap.
+awk 'BEGIN { for (i = 0; i < 100000; i++)
+	printf "service add default/svc-%d proto tcp clusterip 10.%d.%d.%d:80 nodeport %d\n",
+		i, int(i / 65536) + 96, int(i / 256) % 256, i % 256, 30000 + i % 20000 }' \
+	>"$TMP/big"
+TIMEFORMAT=%U
+user=$( { time "$KVIPCTL" -c -batch "$TMP/big" >/dev/null 2>&1; } 2>&1 )
+rc=$?
+if [[ $rc == 0 ]] && awk -v u="$user" 'BEGIN { exit !(u < 1.0) }'; then
+	ok
+else
+	not_ok "-c -batch of 100,000 lines: rc=$rc, ${user}s user"
+fi
+echo "# -c -batch with 100,000 service add lines: ${user}s user CPU" >&2
+
+echo "cli.sh: $((pass + fail)) checks, $fail failures"
+((fail == 0))

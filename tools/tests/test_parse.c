@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * Host unit tests for kvipctl's parsers and JSON writer. No kernel needed.
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "kvip.h"
+#include "parse.h"
+
+static int failures, checks;
+
+#define CHECK(cond, ...) do {						\
+	checks++;							\
+	if (!(cond)) {							\
+		failures++;						\
+		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);	\
+		fprintf(stderr, __VA_ARGS__);				\
+		fputc('\n', stderr);					\
+	}								\
+} while (0)
+
+/* parse_fail() message must equal want. */
+#define CHECK_ERR(ret, want) do {					\
+	int r_ = (ret);							\
+	CHECK(r_ < 0, "%s: expected failure", #ret);			\
+	if (r_ < 0)							\
+		CHECK(!strcmp(parse_error(), want),			\
+		      "%s: error '%s', want '%s'", #ret, parse_error(),	\
+		      want);						\
+} while (0)
+
+static void test_port(void)
+{
+	uint16_t p = 0;
+
+	CHECK(parse_port("1", &p) == 0 && p == 1, "port 1");
+	CHECK(parse_port("80", &p) == 0 && p == 80, "port 80");
+	CHECK(parse_port("65535", &p) == 0 && p == 65535, "port 65535");
+	CHECK(parse_port("0080", &p) == 0 && p == 80, "port 0080");
+	CHECK_ERR(parse_port("0", &p), "invalid port '0'");
+	CHECK_ERR(parse_port("65536", &p), "invalid port '65536'");
+	CHECK_ERR(parse_port("99999999999999999999", &p),
+		  "invalid port '99999999999999999999'");
+	CHECK_ERR(parse_port("", &p), "invalid port ''");
+	CHECK_ERR(parse_port("-1", &p), "invalid port '-1'");
+	CHECK_ERR(parse_port("+80", &p), "invalid port '+80'");
+	CHECK_ERR(parse_port("80 ", &p), "invalid port '80 '");
+	CHECK_ERR(parse_port("0x50", &p), "invalid port '0x50'");
+	CHECK_ERR(parse_port("http", &p), "invalid port 'http'");
+}
+
+static void test_addr(void)
+{
+	union kvip_addr a;
+	uint16_t fam = 0, port = 0;
+	char buf[KVIP_ADDRPORT_STRLEN];
+
+	CHECK(parse_addr("10.96.0.10", &fam, &a) == 0 && fam == AF_INET &&
+	      a.in.s_addr == htonl(0x0a60000a), "v4");
+	CHECK(parse_addr("fd00::1", &fam, &a) == 0 && fam == AF_INET6 &&
+	      a.in6.s6_addr[0] == 0xfd && a.in6.s6_addr[15] == 1, "v6");
+	CHECK(parse_addr("::", &fam, &a) == 0 && fam == AF_INET6, "::");
+	CHECK(parse_addr("::ffff:1.2.3.4", &fam, &a) == 0 && fam == AF_INET6,
+	      "v4-mapped");
+	CHECK_ERR(parse_addr("x", &fam, &a), "invalid address 'x'");
+	CHECK_ERR(parse_addr("10.0.0", &fam, &a), "invalid address '10.0.0'");
+	CHECK_ERR(parse_addr("10.0.0.256", &fam, &a),
+		  "invalid address '10.0.0.256'");
+	CHECK_ERR(parse_addr("1.2.3.4 ", &fam, &a),
+		  "invalid address '1.2.3.4 '");
+	CHECK_ERR(parse_addr("fd00:::1", &fam, &a),
+		  "invalid address 'fd00:::1'");
+	CHECK_ERR(parse_addr("fe80::1%eth0", &fam, &a),
+		  "invalid address 'fe80::1%eth0'");
+	CHECK_ERR(parse_addr("", &fam, &a), "invalid address ''");
+
+	CHECK(parse_addrport("10.96.0.10:9200", &fam, &a, &port) == 0 &&
+	      fam == AF_INET && port == 9200, "v4:port");
+	CHECK(!strcmp(kvip_addrport_str(fam, &a, port, buf, sizeof(buf)),
+		      "10.96.0.10:9200"), "format v4: %s", buf);
+	CHECK(parse_addrport("[fd00::1]:9200", &fam, &a, &port) == 0 &&
+	      fam == AF_INET6 && port == 9200, "[v6]:port");
+	CHECK(!strcmp(kvip_addrport_str(fam, &a, port, buf, sizeof(buf)),
+		      "[fd00::1]:9200"), "format v6: %s", buf);
+	CHECK(parse_addrport("[::]:1", &fam, &a, &port) == 0 &&
+	      fam == AF_INET6 && port == 1, "[::]:1");
+	CHECK(parse_addrport("[2001:db8:0:0:0:0:0:1]:443", &fam, &a,
+			     &port) == 0, "long v6");
+	CHECK(!strcmp(kvip_addrport_str(fam, &a, port, buf, sizeof(buf)),
+		      "[2001:db8::1]:443"), "format canonical: %s", buf);
+
+	CHECK_ERR(parse_addrport("x:80", &fam, &a, &port),
+		  "invalid address 'x'");
+	CHECK_ERR(parse_addrport(":80", &fam, &a, &port), "invalid address ''");
+	CHECK_ERR(parse_addrport("10.0.0.1:0", &fam, &a, &port),
+		  "invalid port '0'");
+	CHECK_ERR(parse_addrport("10.0.0.1:", &fam, &a, &port),
+		  "invalid port ''");
+	CHECK_ERR(parse_addrport("10.0.0.1:65536", &fam, &a, &port),
+		  "invalid port '65536'");
+	CHECK_ERR(parse_addrport("10.0.0.1", &fam, &a, &port),
+		  "missing port in '10.0.0.1' (expected ADDR:PORT)");
+	CHECK_ERR(parse_addrport("fd00::1:80", &fam, &a, &port),
+		  "invalid address 'fd00::1:80' (write IPv6 addresses as "
+		  "[ADDR]:PORT)");
+	CHECK_ERR(parse_addrport("[fd00::1]", &fam, &a, &port),
+		  "missing port in '[fd00::1]' (expected [ADDR]:PORT)");
+	CHECK_ERR(parse_addrport("[fd00::1]80", &fam, &a, &port),
+		  "invalid address '[fd00::1]80' (expected [ADDR]:PORT)");
+	CHECK_ERR(parse_addrport("[fd00::1:80", &fam, &a, &port),
+		  "invalid address '[fd00::1:80'");
+	CHECK_ERR(parse_addrport("[10.0.0.1]:80", &fam, &a, &port),
+		  "invalid IPv6 address '10.0.0.1'");
+	CHECK_ERR(parse_addrport("[fd00::g]:80", &fam, &a, &port),
+		  "invalid address 'fd00::g'");
+	CHECK_ERR(parse_addrport("[fd00::1]:0", &fam, &a, &port),
+		  "invalid port '0'");
+	CHECK_ERR(parse_addrport("[]:80", &fam, &a, &port),
+		  "invalid IPv6 address ''");
+}
+
+static void test_proto_name(void)
+{
+	uint8_t p = 0;
+	char longname[300];
+
+	CHECK(parse_proto("tcp", &p) == 0 && p == IPPROTO_TCP, "tcp");
+	CHECK(parse_proto("UDP", &p) == 0 && p == IPPROTO_UDP, "UDP");
+	CHECK(parse_proto("sctp", &p) == 0 && p == IPPROTO_SCTP, "sctp");
+	CHECK_ERR(parse_proto("foo", &p),
+		  "unknown protocol 'foo' (use tcp, udp or sctp)");
+	CHECK_ERR(parse_proto("6", &p),
+		  "unknown protocol '6' (use tcp, udp or sctp)");
+
+	CHECK(parse_name("default/elastic:http") == 0, "name");
+	memset(longname, 'a', sizeof(longname));
+	longname[255] = '\0';
+	CHECK(parse_name(longname) == 0, "255-byte name");
+	longname[255] = 'a';
+	longname[256] = '\0';
+	CHECK_ERR(parse_name(longname),
+		  "service name too long (max 255 bytes)");
+	CHECK_ERR(parse_name(""), "invalid service name ''");
+}
+
+static void test_endpoint(void)
+{
+	struct kvip_endpoint ep;
+	char buf[64];
+
+	CHECK(parse_endpoint("10.0.1.1:9200", &ep) == 0 &&
+	      ep.family == AF_INET && ep.port == 9200 && ep.weight == 1 &&
+	      ep.flags == KVIP_ENDPOINT_F_DEFAULT, "plain endpoint");
+	CHECK(parse_endpoint("10.0.1.1:9200@0", &ep) == 0 && ep.weight == 0,
+	      "weight 0");
+	CHECK(parse_endpoint("10.0.1.1:9200@65535", &ep) == 0 &&
+	      ep.weight == 65535, "weight max");
+	CHECK(parse_endpoint("[fd00::1]:80@7", &ep) == 0 &&
+	      ep.family == AF_INET6 && ep.port == 80 && ep.weight == 7,
+	      "v6 weight");
+	CHECK(parse_endpoint("[fd00::1]:80,local", &ep) == 0 &&
+	      ep.flags == (KVIP_ENDPOINT_F_DEFAULT | KVIP_ENDPOINT_F_LOCAL),
+	      "local");
+	CHECK(parse_endpoint("1.2.3.4:80@3,notready,terminating", &ep) == 0 &&
+	      ep.weight == 3 &&
+	      ep.flags == (KVIP_ENDPOINT_F_SERVING |
+			   KVIP_ENDPOINT_F_TERMINATING), "notready,terminating");
+	CHECK(parse_endpoint("1.2.3.4:80,notready,notserving", &ep) == 0 &&
+	      ep.flags == 0, "no flags");
+	CHECK(parse_endpoint("1.2.3.4:80,notready,ready", &ep) == 0 &&
+	      ep.flags == KVIP_ENDPOINT_F_DEFAULT, "last wins");
+
+	CHECK_ERR(parse_endpoint("1.2.3.4:80@65536", &ep),
+		  "invalid weight '65536' (0..65535)");
+	CHECK_ERR(parse_endpoint("1.2.3.4:80@", &ep),
+		  "invalid weight '' (0..65535)");
+	CHECK_ERR(parse_endpoint("1.2.3.4:80@-1", &ep),
+		  "invalid weight '-1' (0..65535)");
+	CHECK_ERR(parse_endpoint("1.2.3.4:80@1@2", &ep),
+		  "invalid weight '1@2' (0..65535)");
+	CHECK_ERR(parse_endpoint("1.2.3.4:80,foo", &ep),
+		  "unknown endpoint flag 'foo' (use local, notready, "
+		  "notserving or terminating)");
+	CHECK_ERR(parse_endpoint("1.2.3.4:80,", &ep),
+		  "unknown endpoint flag '' (use local, notready, notserving "
+		  "or terminating)");
+	CHECK_ERR(parse_endpoint("1.2.3.4:80,local,,", &ep),
+		  "unknown endpoint flag '' (use local, notready, notserving "
+		  "or terminating)");
+	CHECK_ERR(parse_endpoint("1.2.3.4", &ep),
+		  "missing port in '1.2.3.4' (expected ADDR:PORT)");
+	CHECK_ERR(parse_endpoint("1.2.3.4:0", &ep), "invalid port '0'");
+	CHECK_ERR(parse_endpoint("bad:80@2,local", &ep),
+		  "invalid address 'bad'");
+
+	CHECK(!strcmp(endpoint_flags_str(KVIP_ENDPOINT_F_DEFAULT, buf,
+					 sizeof(buf)), "ready,serving"),
+	      "flags str %s", buf);
+	CHECK(!strcmp(endpoint_flags_str(0, buf, sizeof(buf)), "-"),
+	      "flags str none %s", buf);
+	CHECK(!strcmp(endpoint_flags_str(0xff, buf, sizeof(buf)),
+		      "ready,serving,terminating,local,0xf0"),
+	      "flags str all %s", buf);
+}
+
+static void test_frontend(void)
+{
+	struct kvip_frontend fe;
+
+	CHECK(parse_frontend("clusterip", "10.96.0.10:80", &fe) == 0 &&
+	      fe.type == KVIP_FRONTEND_CLUSTERIP && fe.family == AF_INET &&
+	      fe.port == 80, "clusterip");
+	CHECK(parse_frontend("external", "[2001:db8::7]:443", &fe) == 0 &&
+	      fe.type == KVIP_FRONTEND_EXTERNAL && fe.family == AF_INET6 &&
+	      fe.port == 443, "external v6");
+	CHECK(parse_frontend("nodeport", "30080", &fe) == 0 &&
+	      fe.type == KVIP_FRONTEND_NODEPORT && fe.family == 0 &&
+	      fe.port == 30080, "nodeport");
+	CHECK_ERR(parse_frontend("nodeport", "1.2.3.4:80", &fe),
+		  "invalid port '1.2.3.4:80'");
+	CHECK_ERR(parse_frontend("nodeport", "0", &fe), "invalid port '0'");
+	CHECK_ERR(parse_frontend("clusterip", "30080", &fe),
+		  "missing port in '30080' (expected ADDR:PORT)");
+	CHECK_ERR(parse_frontend("loadbalancer", "1.2.3.4:80", &fe),
+		  "unknown frontend type 'loadbalancer'");
+	CHECK(frontend_kind("proto") == 0, "kind proto");
+}
+
+static void test_quote(void)
+{
+	char big[200];
+
+	memset(big, 'x', sizeof(big));
+	big[sizeof(big) - 1] = '\0';
+	CHECK(strlen(q(big)) == 64 && !strcmp(q(big) + 61, "..."),
+	      "q truncates: %s", q(big));
+	CHECK(!strcmp(q("a\tb\x01"), "a?b?"), "q sanitizes");
+}
+
+static int split(const char *line, char ***argvp)
+{
+	static char out[512];
+	static char *argv[32];
+
+	*argvp = argv;
+	return split_line(line, strlen(line), out, argv, 31);
+}
+
+static void test_split(void)
+{
+	char **av;
+	int n;
+
+	n = split("service add a proto tcp", &av);
+	CHECK(n == 5 && !strcmp(av[0], "service") && !strcmp(av[4], "tcp") &&
+	      av[5] == NULL, "simple split: %d", n);
+	n = split("   \t  ", &av);
+	CHECK(n == 0, "blank");
+	n = split("# comment", &av);
+	CHECK(n == 0, "comment");
+	n = split("flush # trailing comment", &av);
+	CHECK(n == 1 && !strcmp(av[0], "flush"), "trailing comment");
+	n = split("a#b", &av);
+	CHECK(n == 1 && !strcmp(av[0], "a#b"), "hash inside word");
+	n = split("service del \"my svc\" 'x y' a\\ b \"q\\\"q\"\r", &av);
+	CHECK(n == 6 && !strcmp(av[2], "my svc") && !strcmp(av[3], "x y") &&
+	      !strcmp(av[4], "a b") && !strcmp(av[5], "q\"q"),
+	      "quotes: %d '%s' '%s' '%s' '%s'", n, n > 2 ? av[2] : "",
+	      n > 3 ? av[3] : "", n > 4 ? av[4] : "", n > 5 ? av[5] : "");
+	n = split("del \"\"", &av);
+	CHECK(n == 2 && !strcmp(av[1], ""), "empty quoted arg");
+	CHECK_ERR(split("del \"abc", &av), "unterminated double quote");
+	CHECK_ERR(split("del 'abc", &av), "unterminated single quote");
+	CHECK_ERR(split("a b c d e f g h i j k l m n o p q r s t u v w x y z "
+			"0 1 2 3 4 5 6 7 8 9", &av), "too many arguments");
+}
+
+static char *json_of(void (*fn)(struct json *j, const void *arg),
+		     const void *arg)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	struct json j;
+
+	json_init(&j, f);
+	fn(&j, arg);
+	fclose(f);
+	return buf;
+}
+
+static void json_str_fn(struct json *j, const void *arg)
+{
+	json_string(j, arg);
+}
+
+static void json_doc_fn(struct json *j, const void *arg)
+{
+	(void)arg;
+	json_begin_array(j);
+	json_begin_object(j);
+	json_key(j, "name");
+	json_string(j, "a");
+	json_key(j, "flags");
+	json_begin_array(j);
+	json_end_array(j);
+	json_key(j, "list");
+	json_begin_array(j);
+	json_u64(j, 1);
+	json_u64(j, 18446744073709551615ULL);
+	json_begin_object(j);
+	json_end_object(j);
+	json_end_array(j);
+	json_key(j, "t");
+	json_bool(j, true);
+	json_key(j, "n");
+	json_null(j);
+	json_end_object(j);
+	json_begin_object(j);
+	json_end_object(j);
+	json_end_array(j);
+}
+
+static void check_json_str(const char *in, const char *want)
+{
+	char *got = json_of(json_str_fn, in);
+
+	CHECK(!strcmp(got, want), "json '%s' -> '%s', want '%s'", in, got,
+	      want);
+	free(got);
+}
+
+static void test_json(void)
+{
+	char *got;
+
+	check_json_str("plain", "\"plain\"");
+	check_json_str("", "\"\"");
+	check_json_str("a\"b\\c/d", "\"a\\\"b\\\\c/d\"");
+	check_json_str("\n\r\t\b\f", "\"\\n\\r\\t\\b\\f\"");
+	check_json_str("\x01\x1f\x7f", "\"\\u0001\\u001f\\u007f\"");
+	check_json_str("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+		       "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+	check_json_str("bad\xff", "\"bad\\ufffd\"");
+	check_json_str("\xc3", "\"\\ufffd\"");		/* truncated */
+	check_json_str("\xc0\xaf", "\"\\ufffd\\ufffd\"");	/* overlong */
+	check_json_str("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"");	/* surrogate */
+	check_json_str("\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
+
+	got = json_of(json_doc_fn, NULL);
+	CHECK(!strcmp(got, "[{\"name\":\"a\",\"flags\":[],\"list\":[1,"
+		      "18446744073709551615,{}],\"t\":true,\"n\":null},{}]"),
+	      "json doc: %s", got);
+	free(got);
+}
+
+int main(void)
+{
+	test_port();
+	test_addr();
+	test_proto_name();
+	test_endpoint();
+	test_frontend();
+	test_quote();
+	test_split();
+	test_json();
+
+	printf("test_parse: %d checks, %d failures\n", checks, failures);
+	return failures ? 1 : 0;
+}
