@@ -1,0 +1,86 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# UDP and SCTP ClusterIPs over 3 backends.
+#
+#  ┌─────────────┐      ┌────────────┐    ┌──────────────────────────┐
+#  │ client      ├veth──┤ node  kvip ├br0─┤ backend1..3              │
+#  │ 192.168.0.2 │      │            │    │ udp :5353   sctp :3868   │
+#  └─────────────┘      └────────────┘    └──────────────────────────┘
+#   udp  10.96.0.10:53    (default/dns)
+#   sctp 10.96.0.11:3868  (default/diameter)
+#
+# UDP: 60 request/response exchanges, each from a new connected socket, all
+# answered by a backend with the payload, from the VIP, spread over all
+# backends, counted as 60 new flows; 5 datagrams on one socket all reach the
+# same backend (the flow stays on its conntrack entry).
+# SCTP (skipped without the sctp module or python SCTP sockets): 30
+# associations, each with a payload round trip, spread over all backends.
+
+# shellcheck source=lib.sh
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
+
+readonly VIP_UDP=10.96.0.10 VIP_SCTP=10.96.0.11 NB=3
+
+ktap_print_header
+kvip_require
+ktap_set_plan 6
+
+sctp_skip=""
+if ! modprobe -q sctp 2>/dev/null && [[ ! -d /sys/module/sctp ]]; then
+	sctp_skip="sctp module not available"
+elif ! "$PYTHON" -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP)' 2>/dev/null; then
+	sctp_skip="python3 cannot open SCTP sockets"
+fi
+protos=(-p udp --port 5353)
+[[ -z "$sctp_skip" ]] && protos+=(-p sctp --port 3868)
+
+kvip_topology "$NB" || ktap_exit_fail_msg "topology setup failed"
+kvip_servers backend- "${protos[@]}" || ktap_exit_fail_msg "servers did not start"
+
+kvipctl_batch "$node" <<EOF2 || ktap_exit_fail_msg "service setup failed"
+service add default/dns proto udp clusterip $VIP_UDP:53
+endpoints set default/dns $(endpoints4 5353 1 2 3)
+service add default/diameter proto sctp clusterip $VIP_SCTP:3868
+endpoints set default/diameter $(endpoints4 3868 1 2 3)
+EOF2
+
+# --- UDP ---
+out=$KVIP_TMP/udp.out
+client_run "$out" "$client" -p udp -n 60 -t 2 "$VIP_UDP" 53
+ktap_check "udp: 60 requests answered by a backend with the payload, from the VIP" \
+	"${R[ok]} of 60 ok" [ "${R[ok]}" = 60 ]
+ktap_check "udp: all $NB backends answer" "backends used: $(tally_keys)" \
+	[ "$(tally_keys)" = "backend-1 backend-2 backend-3" ]
+
+hold=$KVIP_TMP/udp-hold.out
+printf 'dgram-%s\n' 1 2 3 4 5 |
+	in_ns "$client" "$PYTHON" "$KVIP_CLIENT" -p udp --hold -t 2 "$VIP_UDP" 53 >"$hold" 2>&1
+show_file "$hold"
+declare -A names=()
+lines=0
+while read -r name _; do
+	[[ "$name" == backend-* ]] && lines=$((lines + 1)) && names[$name]=1
+done <"$hold"
+ktap_check "udp: 5 datagrams on one socket all reach the same backend" \
+	"$lines replies, from ${!names[*]}" [ "$lines/${#names[@]}" = 5/1 ]
+
+n=$(kvip_json "$node" "svc('default/dns')['stats']['conns']")
+ktap_check "udp: service counts 61 new flows (60 sockets + the held one)" \
+	"got $n" [ "$n" = 61 ]
+
+# --- SCTP ---
+if [[ -n "$sctp_skip" ]]; then
+	ktap_test_skip "sctp: 30 associations through the VIP" "$sctp_skip"
+	ktap_test_skip "sctp: all $NB backends answer" "$sctp_skip"
+	ktap_finished
+fi
+
+out=$KVIP_TMP/sctp.out
+client_run "$out" "$client" -p sctp -n 30 -t 3 "$VIP_SCTP" 3868
+ktap_check "sctp: 30 associations through the VIP carry their payload" \
+	"${R[ok]} of 30 ok" [ "${R[ok]}" = 30 ]
+ktap_check "sctp: all $NB backends answer" "backends used: $(tally_keys)" \
+	[ "$(tally_keys)" = "backend-1 backend-2 backend-3" ]
+
+ktap_finished

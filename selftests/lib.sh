@@ -1,0 +1,586 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# lib.sh - sourced by every kvip selftest.
+#
+#   KTAP output    ktap_print_header, ktap_set_plan, ktap_test_pass/fail/skip,
+#                  ktap_test_result, ktap_check, ktap_print_msg,
+#                  ktap_exit_fail_msg, ktap_exit_skip, ktap_finished
+#                  (exit 0 pass, 1 fail, 4 skip)
+#   cleanup        defer CMD...: run at exit, last deferred first
+#   namespaces     setup_ns VAR...: fresh uniquely named netns, lo up
+#   waiting        busywait MS CMD..., slowwait S CMD..., nap SECONDS
+#   prerequisites  checktool "CMD" "why", kvip_load, kvip_require
+#   topology       kvip_topology N [TAG], kvip_servers PREFIX ARGS...,
+#                  endpoints4/endpoints6 PORT I...
+#   kvipctl        kvipctl_ns NS ARGS..., kvipctl_batch NS <<EOF
+#   traffic        client_run OUT NS ARGS... (kvip_client.py) -> R[], TALLY[]
+#   the table      kvip_json NS PY-EXPR..., kvip_count NS, kvip_dump_check NS
+#   checks         ktap_check DESC GOT CMD..., matches STR RE, at_least N CMD
+#
+# The tests run under TCG emulation where every exec costs ~0.2 s, so this
+# library sticks to bash builtins and batches ip(8) commands.
+#
+# Address plan of kvip_topology (backend i = 1..N):
+#
+#   client     192.168.0.2/24  fd00::2/64     default via the node
+#   node       192.168.0.1/24  fd00::1/64     default via the client (LOCAL_OUT
+#              br0: 10.0.1.254/24 fd00:1::fe/64   needs a route covering the VIP)
+#   backend i  10.0.1.i/24     fd00:1::i/64   default via br0
+#
+# Traffic never leaves the namespaces the test created.
+
+# shellcheck disable=SC2034 # variables are for the sourcing tests
+
+KSFT_PASS=0
+KSFT_FAIL=1
+KSFT_XFAIL=2
+KSFT_XPASS=3
+KSFT_SKIP=4
+ksft_skip=$KSFT_SKIP
+
+KVIP_SELFTESTS=${BASH_SOURCE[0]}
+[[ "$KVIP_SELFTESTS" == */* ]] && KVIP_SELFTESTS=${KVIP_SELFTESTS%/*} || KVIP_SELFTESTS=.
+KVIP_SELFTESTS=$(cd "$KVIP_SELFTESTS" && pwd -P)
+KVIP_ROOT=${KVIP_SELFTESTS%/*}
+KVIPCTL=${KVIPCTL:-$KVIP_ROOT/tools/kvipctl/kvipctl}
+KVIP_KO=${KVIP_KO:-$KVIP_ROOT/kmod/kvip.ko}
+# The distribution interpreter starts faster than a pyenv shim.
+if [[ -z "${PYTHON:-}" ]]; then
+	if [[ -x /usr/bin/python3 ]]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
+fi
+KVIP_SERVER=$KVIP_SELFTESTS/kvip_server.py
+KVIP_CLIENT=$KVIP_SELFTESTS/kvip_client.py
+KVIP_NL=$KVIP_SELFTESTS/kvip_nl.py
+KVIP_VERBOSE=${KVIP_VERBOSE:-1}
+
+# ---------------------------------------------------------------- KTAP ----
+
+KTAP_TESTNO=1
+KTAP_CNT_PASS=0
+KTAP_CNT_FAIL=0
+KTAP_CNT_SKIP=0
+# KTAP lines go to the test's stdout even from inside $(...) or a redirect.
+exec {KTAP_OUT}>&1
+
+ktap_print_header() {
+	echo "TAP version 13" >&"$KTAP_OUT"
+}
+
+ktap_set_plan() {
+	echo "1..$1" >&"$KTAP_OUT"
+}
+
+# ktap_print_msg TEXT...: diagnostics, "# " before every line.
+ktap_print_msg() {
+	local line
+	while IFS= read -r line; do
+		echo "# $line"
+	done <<<"$*" >&"$KTAP_OUT"
+}
+
+ktap_test_pass() {
+	echo "ok $KTAP_TESTNO $*" >&"$KTAP_OUT"
+	KTAP_TESTNO=$((KTAP_TESTNO + 1))
+	KTAP_CNT_PASS=$((KTAP_CNT_PASS + 1))
+}
+
+ktap_test_fail() {
+	echo "not ok $KTAP_TESTNO $*" >&"$KTAP_OUT"
+	KTAP_TESTNO=$((KTAP_TESTNO + 1))
+	KTAP_CNT_FAIL=$((KTAP_CNT_FAIL + 1))
+}
+
+# ktap_test_skip DESC [REASON]
+ktap_test_skip() {
+	echo "ok $KTAP_TESTNO $1 # SKIP${2:+ $2}" >&"$KTAP_OUT"
+	KTAP_TESTNO=$((KTAP_TESTNO + 1))
+	KTAP_CNT_SKIP=$((KTAP_CNT_SKIP + 1))
+}
+
+# ktap_test_result DESC CMD...: pass if CMD succeeds.
+ktap_test_result() {
+	local desc=$1
+	shift
+	if "$@"; then
+		ktap_test_pass "$desc"
+	else
+		ktap_test_fail "$desc"
+	fi
+}
+
+# ktap_check DESC WHAT-WE-GOT CMD...: like ktap_test_result; on failure
+# also prints WHAT-WE-GOT, to compare with the expectation in DESC.
+ktap_check() {
+	local desc=$1 got=$2
+	shift 2
+	if "$@"; then
+		ktap_test_pass "$desc"
+	else
+		ktap_print_msg "FAIL: $desc: $got"
+		ktap_test_fail "$desc"
+	fi
+}
+
+ktap_exit_fail_msg() {
+	echo "Bail out! $*" >&"$KTAP_OUT"
+	exit "$KSFT_FAIL"
+}
+
+# ktap_exit_skip REASON: skip the rest of the test.
+ktap_exit_skip() {
+	if ((KTAP_TESTNO == 1)); then
+		echo "1..0 # SKIP $*" >&"$KTAP_OUT"
+	else
+		ktap_print_msg "SKIP: $*"
+	fi
+	exit "$KSFT_SKIP"
+}
+
+ktap_finished() {
+	echo "# Totals: pass:$KTAP_CNT_PASS fail:$KTAP_CNT_FAIL xfail:0 xpass:0 skip:$KTAP_CNT_SKIP error:0" >&"$KTAP_OUT"
+	if ((KTAP_CNT_FAIL > 0)); then
+		exit "$KSFT_FAIL"
+	elif ((KTAP_CNT_PASS == 0 && KTAP_CNT_SKIP > 0)); then
+		exit "$KSFT_SKIP"
+	fi
+	exit "$KSFT_PASS"
+}
+
+# ------------------------------------------------------------- cleanup ----
+
+# defer CMD [ARGS...]: run CMD at exit, in reverse order of deferral.
+KVIP_DEFER=()
+
+defer() {
+	local cmd
+	printf -v cmd '%q ' "$@"
+	KVIP_DEFER+=("$cmd")
+}
+
+defer_run_all() {
+	local i
+	for ((i = ${#KVIP_DEFER[@]} - 1; i >= 0; i--)); do
+		eval "${KVIP_DEFER[i]}" >/dev/null 2>&1
+	done
+	KVIP_DEFER=()
+}
+
+kvip_exit_trap() {
+	local rc=$?
+	trap - EXIT
+	defer_run_all
+	exit "$rc"
+}
+trap kvip_exit_trap EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# kill_wait PID...: stop processes this test started.
+kill_wait() {
+	local pid
+	for pid in "$@"; do
+		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	done
+	return 0
+}
+
+# Scratch directory of this test.
+KVIP_TMP=${TMPDIR:-/tmp}/kvip-selftest.$$.$RANDOM
+mkdir -m 700 "$KVIP_TMP" || exit "$KSFT_FAIL"
+defer rm -rf "$KVIP_TMP"
+
+# ------------------------------------------------------------- waiting ----
+
+# A pipe nobody writes to: `read -t` on it is a sleep without an exec.
+exec {KVIP_NAP_FD}<> <(:)
+
+# nap SECONDS (fractions allowed)
+nap() {
+	read -r -t "$1" -u "$KVIP_NAP_FD"
+	return 0
+}
+
+now_ms() {
+	local t=${EPOCHREALTIME/[.,]/}
+	echo $((t / 1000))
+}
+
+# busywait TIMEOUT_MS CMD...: retry CMD until it succeeds or time runs out.
+busywait() {
+	local timeout_ms=$1 start
+	shift
+	start=$(now_ms)
+	while (($(now_ms) - start < timeout_ms)); do
+		"$@" && return 0
+		nap 0.05
+	done
+	"$@"
+}
+
+# slowwait TIMEOUT_S CMD...: the same, polling every 0.25 s.
+slowwait() {
+	local timeout_s=$1 start=$SECONDS
+	shift
+	while ((SECONDS - start < timeout_s)); do
+		"$@" && return 0
+		nap 0.25
+	done
+	"$@"
+}
+
+# ---------------------------------------------------------- namespaces ----
+
+NS_LIST=()
+# Set by kvip_topology (without a tag).
+client="" node="" backends=() server_pid=""
+
+# cleanup_ns NS...: delete namespaces (one ip(8) run).
+cleanup_ns() {
+	local ns cmds=""
+	for ns in "$@"; do
+		cmds+="netns del $ns"$'\n'
+	done
+	ip -force -batch - <<<"$cmds" >/dev/null 2>&1
+	return 0
+}
+
+# setup_ns VAR...: create one namespace per VAR, named kvip-VAR-XXXXXX, with
+# lo up; store its name in VAR. Deleted at exit.
+setup_ns() {
+	local var ns cmds="" created=()
+	for var in "$@"; do
+		printf -v ns 'kvip-%s-%04x%04x' "${var,,}" "$RANDOM" "$RANDOM"
+		created+=("$ns")
+		cmds+="netns add $ns"$'\n'
+	done
+	if ! ip -batch - <<<"$cmds"; then
+		cleanup_ns "${created[@]}"
+		ktap_print_msg "cannot create network namespaces"
+		return 1
+	fi
+	defer cleanup_ns "${created[@]}"
+	NS_LIST+=("${created[@]}")
+	for ns in "${created[@]}"; do
+		printf -v "$1" '%s' "$ns"
+		shift
+	done
+}
+
+# in_ns NS CMD...: run CMD in NS.
+in_ns() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+# ------------------------------------------------------- prerequisites ----
+
+# checktool "CMD" "WHY": skip the test if CMD fails.
+checktool() {
+	if ! eval "$1" >/dev/null 2>&1; then
+		ktap_exit_skip "could not $2: '$1' failed"
+	fi
+}
+
+kvip_loaded() {
+	[[ -d /sys/module/kvip ]]
+}
+
+# Load conntrack, NAT and the module unless already loaded. Outside the
+# test VM (KVIP_IN_VM unset) an unloadable module means skip; inside, it
+# is a failure.
+kvip_load() {
+	local deps
+	kvip_loaded && return 0
+	# Testing the tests against another datapath: trust it is there.
+	[[ "${KVIP_NO_LOAD:-}" == 1 ]] && return 0
+	if [[ ! -f "$KVIP_KO" ]]; then
+		[[ "${KVIP_IN_VM:-}" == 1 ]] && ktap_exit_fail_msg "no $KVIP_KO (build it first)"
+		ktap_exit_skip "no $KVIP_KO"
+	fi
+	deps=$(modinfo -F depends "$KVIP_KO" 2>/dev/null)
+	# shellcheck disable=SC2086 # a list of modules
+	modprobe -a ${deps//,/ } nf_conntrack nf_nat 2>/dev/null
+	if ! insmod "$KVIP_KO"; then
+		[[ "${KVIP_IN_VM:-}" == 1 ]] && ktap_exit_fail_msg "insmod $KVIP_KO failed"
+		ktap_exit_skip "cannot load $KVIP_KO here (run in the VM: selftests/check)"
+	fi
+}
+
+# Standard preamble: root, kvipctl, module.
+kvip_require() {
+	[[ $EUID -eq 0 ]] || ktap_exit_skip "needs root"
+	[[ -x "$KVIPCTL" ]] || ktap_exit_fail_msg "no $KVIPCTL (build it first)"
+	kvip_load
+}
+
+# ----------------------------------------------------------- commands ----
+
+# Log a command (like a screencast) and run it.
+run() {
+	((KVIP_VERBOSE)) && ktap_print_msg "\$ $*"
+	"$@"
+}
+
+# kvipctl_ns NS ARGS...: run kvipctl in NS (logged).
+kvipctl_ns() {
+	local ns=$1
+	shift
+	((KVIP_VERBOSE)) && ktap_print_msg "[${ns%-*}] kvipctl $*"
+	ip netns exec "$ns" "$KVIPCTL" "$@"
+}
+
+# kvipctl_batch NS: run the kvipctl commands on stdin in NS (logged), in
+# one kvipctl run.
+kvipctl_batch() {
+	local ns=$1 cmds
+	cmds=$(</dev/stdin)
+	((KVIP_VERBOSE)) && ktap_print_msg "[${ns%-*}] kvipctl -batch - <<EOF
+$cmds
+EOF"
+	ip netns exec "$ns" "$KVIPCTL" -batch - <<<"$cmds"
+}
+
+# ----------------------------------------------------------- topology ----
+
+# kvip_topology N [TAG]
+#
+#   client ──veth── node ──br0──┬──veth── backend1
+#                               ├──veth── backend2
+#                               └── ...   backendN
+#
+# Sets $client, $node and backends=(ns...); with TAG, the variables are
+# ${TAG}client, ${TAG}node and ${TAG}backends, and TAG is part of the
+# namespace names, so that several topologies can coexist.
+kvip_topology() {
+	local n=$1 tag=${2:-} i cmds="" vars=() ns
+	local -n _client=${tag}client _node=${tag}node _backends=${tag}backends
+
+	for ((i = 1; i <= n; i++)); do
+		vars+=("${tag}backend$i")
+	done
+	setup_ns "${tag}client" "${tag}node" "${vars[@]}" || return 1
+	_backends=()
+	for ((i = 1; i <= n; i++)); do
+		ns=${tag}backend$i
+		_backends+=("${!ns}")
+	done
+
+	# The node: client-facing veth, bridge for the backends. IPv6: no
+	# automatic link-local addresses (they would need DAD, and until DAD
+	# is done forwarded packets cannot trigger neighbour solicitations and
+	# get dropped); static ones instead.
+	cmds="link set lo up
+link add name veth-client type veth peer name eth0 netns $_client
+link set veth-client addrgenmode none
+link set veth-client up
+addr add 192.168.0.1/24 dev veth-client
+addr add fd00::1/64 dev veth-client nodad
+addr add fe80::1/64 dev veth-client nodad
+link add name br0 type bridge forward_delay 0 mcast_snooping 0
+link set br0 addrgenmode none
+link set br0 up
+addr add 10.0.1.254/24 dev br0
+addr add fd00:1::fe/64 dev br0 nodad
+addr add fe80::fe/64 dev br0 nodad
+route add default via 192.168.0.2
+route add default via fd00::2
+"
+	for ((i = 1; i <= n; i++)); do
+		cmds+="link add name veth-b$i type veth peer name eth0 netns ${_backends[i - 1]}
+link set veth-b$i addrgenmode none
+link set veth-b$i master br0 up
+"
+	done
+	ip -n "$_node" -batch - <<<"$cmds" || return 1
+	ip netns exec "$_node" sysctl -qw net.ipv4.ip_forward=1 \
+		net.ipv6.conf.all.forwarding=1 net.ipv4.conf.all.send_redirects=0 \
+		net.ipv4.conf.default.send_redirects=0 >/dev/null || return 1
+
+	ip -n "$_client" -batch - <<EOF || return 1
+link set lo up
+link set eth0 addrgenmode none
+link set eth0 up
+addr add 192.168.0.2/24 dev eth0
+addr add fd00::2/64 dev eth0 nodad
+addr add fe80::2/64 dev eth0 nodad
+route add default via 192.168.0.1
+route add default via fd00::1
+EOF
+	for ((i = 1; i <= n; i++)); do
+		ip -n "${_backends[i - 1]}" -batch - <<EOF || return 1
+link set lo up
+link set eth0 addrgenmode none
+link set eth0 up
+addr add 10.0.1.$i/24 dev eth0
+addr add fd00:1::$i/64 dev eth0 nodad
+addr add fe80::1:$i/64 dev eth0 nodad
+route add default via 10.0.1.254
+route add default via fd00:1::fe
+EOF
+	done
+}
+
+# kvip_servers PREFIX [SERVER-ARGS...]: start one kvip_server.py daemon
+# serving every backend of the last kvip_topology as PREFIX1..PREFIXN
+# (kvip_servers_tag TAG PREFIX ... for a tagged topology). Sets
+# $server_pid; stopped at exit.
+kvip_servers() {
+	kvip_servers_tag "" "$@"
+}
+
+kvip_servers_tag() {
+	local -n _b=${1}backends
+	local prefix=$2 i args=()
+	shift 2
+	for ((i = 1; i <= ${#_b[@]}; i++)); do
+		args+=(--netns "${_b[i - 1]}=$prefix$i")
+	done
+	server_pid=$("$PYTHON" "$KVIP_SERVER" --daemon "${args[@]}" "$@") || return 1
+	defer kill_wait "$server_pid"
+}
+
+# endpoints4 PORT I... / endpoints6 PORT I...: kvipctl endpoint lists
+# (backend I's address).
+endpoints4() {
+	local port=$1 i out=""
+	shift
+	for i in "$@"; do out+="10.0.1.$i:$port "; done
+	echo "${out% }"
+}
+endpoints6() {
+	local port=$1 i out=""
+	shift
+	for i in "$@"; do out+="[fd00:1::$i]:$port "; done
+	echo "${out% }"
+}
+
+# ------------------------------------------------------------- traffic ----
+
+# client_run OUT NS ARGS...: run kvip_client.py ARGS in NS, output and
+# errors into OUT; show OUT as diagnostics and parse it (client_parse).
+client_run() {
+	local out=$1 ns=$2 rc
+	shift 2
+	((KVIP_VERBOSE)) && ktap_print_msg "[${ns%-*}] kvip_client.py $*"
+	ip netns exec "$ns" "$PYTHON" "$KVIP_CLIENT" "$@" >"$out" 2>&1
+	rc=$?
+	show_file "$out"
+	client_parse "$out"
+	return $rc
+}
+
+# client_parse FILE: from kvip_client.py output set R[conns], R[ok],
+# R[refused], R[timeout], R[unreachable], R[error], R[max_ms], and
+# TALLY[key]=count for every backend (or endpoint) line.
+declare -A R TALLY
+client_parse() {
+	local line kv
+	R=() TALLY=()
+	while read -r line; do
+		if [[ "$line" == conns=* ]]; then
+			for kv in $line; do
+				R[${kv%%=*}]=${kv#*=}
+			done
+		elif [[ "$line" =~ ^([^ ]+)\ ([0-9]+)$ ]]; then
+			TALLY[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+		fi
+	done <"$1"
+	: "${R[conns]:=0}" "${R[ok]:=0}" "${R[refused]:=0}" "${R[timeout]:=0}"
+	: "${R[unreachable]:=0}" "${R[error]:=0}" "${R[max_ms]:=0}"
+}
+
+# tally_max: the largest TALLY count.
+tally_max() {
+	local k m=0
+	for k in "${!TALLY[@]}"; do
+		((TALLY[$k] > m)) && m=${TALLY[$k]}
+	done
+	echo "$m"
+}
+
+# sort_words WORD...: the words sorted, on one line (small lists).
+sort_words() {
+	local sorted=() w i
+	for w in "$@"; do
+		for ((i = ${#sorted[@]}; i > 0; i--)); do
+			[[ "${sorted[i - 1]}" > "$w" ]] || break
+			sorted[i]=${sorted[i - 1]}
+		done
+		sorted[i]=$w
+	done
+	echo "${sorted[*]}"
+}
+
+# matches STRING REGEX: [[ STRING =~ REGEX ]] as a command (for ktap_check).
+matches() {
+	[[ "$1" =~ $2 ]]
+}
+
+# at_least N CMD...: CMD prints a number >= N (for busywait).
+at_least() {
+	local n=$1
+	shift
+	(($("$@") >= n))
+}
+
+# tally_keys: the TALLY keys, sorted, on one line.
+tally_keys() {
+	sort_words "${!TALLY[@]}"
+}
+
+# show_file FILE [MAX-LINES]: a file as diagnostics.
+show_file() {
+	local line n=0 max=${2:-200}
+	while IFS= read -r line && ((n++ < max)); do
+		echo "# $line"
+	done <"$1" >&"$KTAP_OUT"
+}
+
+# kvip_count NS: number of services in NS, from a raw netlink dump
+# (independent of kvipctl).
+kvip_count() {
+	ip netns exec "$1" "$PYTHON" -B -c "import sys
+sys.path.insert(0, '$KVIP_SELFTESTS')
+import kvip_nl
+msgs = kvip_nl.KvipNl().request(kvip_nl.CMDS['get_service'], flags=kvip_nl.NLM_F_DUMP)
+print(len({m['name'] for m in msgs}))"
+}
+
+# kvip_dump_check NS: dump NS's table over raw netlink and check it keeps
+# the contract (header once per service, continuations right after it,
+# endpoint counts right); prints "ok N-SERVICES" or the problem.
+kvip_dump_check() {
+	ip netns exec "$1" "$PYTHON" -B -c "import sys
+sys.path.insert(0, '$KVIP_SELFTESTS')
+import kvip_nl
+try:
+    print('ok', len(kvip_nl.KvipNl().services()))
+except kvip_nl.NlError as e:
+    print(e)"
+}
+
+# ---------------------------------------------------------------- JSON ----
+
+# kvip_json NS EXPR...: print python expressions evaluated over `s`, the
+# service list of `kvipctl service show -j` in NS (one line each), e.g.
+#   read -r a b < <(kvip_json "$node" "len(s)" "s[0]['stats']['conns']")
+# `svc(name)` gives a service by name.
+kvip_json() {
+	local ns=$1 prog="import json, sys
+try:
+    s = json.load(sys.stdin)
+except ValueError:
+    print('(kvipctl gave no JSON)')
+    sys.exit(1)
+def svc(name):
+    return [x for x in s if x['name'] == name][0]
+"
+	shift
+	local e
+	for e in "$@"; do
+		prog+="print($e)"$'\n'
+	done
+	ip netns exec "$ns" "$KVIPCTL" service show -j | "$PYTHON" -c "$prog"
+}
