@@ -46,7 +46,7 @@ void kvip_extack_fmt(struct netlink_ext_ack *extack, const char *fmt, ...)
 
 	if (!extack || (current->flags & PF_KTHREAD))
 		return;
-	m = kmalloc(sizeof(*m), GFP_KERNEL);
+	m = kmalloc(sizeof(*m), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!m)
 		return;
 	va_start(ap, fmt);

@@ -21,6 +21,13 @@
 
 #include "compat.h"
 
+/*
+ * Memory allocated on behalf of a netlink caller: charged to its memory
+ * cgroup, and failing with ENOMEM (reported with an extack message) rather
+ * than OOM-killing anyone or warning: the caller gets an error it handles.
+ */
+#define KVIP_GFP (GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN)
+
 /* Frontend key: zero for every byte not in use, it is hashed as memory. */
 struct kvip_fe_key {
 	union nf_inet_addr addr;	/* zero for node ports */
@@ -111,12 +118,16 @@ struct kvip_net {
 	struct list_head staged;	/* kvip_staging.list */
 	struct net *net;
 	u32 nservices;
+	u32 nendpoints;			/* in published sets */
+	u32 nstaged;			/* in staged sets */
 	u32 nnodeports;			/* node-port frontends */
 	u32 gen;			/* bumped on every change; never 0 */
 	bool hooked;			/* NAT hooks + conntrack taken */
 };
 
 extern unsigned int kvip_net_id;
+extern unsigned int kvip_max_services;
+extern unsigned int kvip_max_endpoints;
 
 static inline struct kvip_net *kvip_pernet(const struct net *net)
 {
@@ -162,7 +173,7 @@ void kvip_service_stats(const struct kvip_service *svc,
 			struct kvip_svc_stats *sum);
 struct kvip_staging *kvip_stage_begin(struct kvip_net *kn,
 				      struct kvip_service *svc, u32 portid);
-void kvip_unstage(struct kvip_service *svc);
+void kvip_unstage(struct kvip_net *kn, struct kvip_service *svc);
 void kvip_bump_gen(struct kvip_net *kn);
 
 /* select.c */

@@ -14,6 +14,20 @@
 
 unsigned int kvip_net_id __read_mostly;
 
+/*
+ * Per-netns limits: with CAP_NET_ADMIN in its own user namespace a
+ * container may configure kvip in its netns; its memory is charged to its
+ * memory cgroup, and these bound what any one netns can hold.
+ */
+unsigned int kvip_max_services __read_mostly = 262144;
+module_param_named(max_services, kvip_max_services, uint, 0644);
+MODULE_PARM_DESC(max_services, "Maximum services per network namespace");
+
+unsigned int kvip_max_endpoints __read_mostly = 4194304;
+module_param_named(max_endpoints, kvip_max_endpoints, uint, 0644);
+MODULE_PARM_DESC(max_endpoints,
+		 "Maximum endpoints per network namespace, staged ones included");
+
 static int __net_init kvip_net_init(struct net *net)
 {
 	struct kvip_net *kn = kvip_pernet(net);

@@ -209,7 +209,7 @@ static int kvip_parse_frontends(struct genl_info *info,
 		return -E2BIG;
 	}
 
-	fe = kcalloc(n, sizeof(*fe), GFP_KERNEL);
+	fe = kcalloc(n, sizeof(*fe), KVIP_GFP);
 	if (!fe)
 		return -ENOMEM;
 	n = 0;
@@ -293,7 +293,7 @@ static int kvip_parse_endpoints(struct genl_info *info,
 	if (!n)
 		return 0;
 
-	ep = kvmalloc_array(n, sizeof(*ep), GFP_KERNEL_ACCOUNT);
+	ep = kvmalloc_array(n, sizeof(*ep), KVIP_GFP);
 	if (!ep)
 		return -ENOMEM;
 	n = 0;
@@ -337,6 +337,46 @@ static struct kvip_endpoints *kvip_build(const struct kvip_ep *ep, u32 n,
 }
 
 /* Commands */
+
+/* Per-netns limits (module parameters), so no netns can hog the node. */
+static int kvip_service_budget(struct kvip_net *kn,
+			       struct netlink_ext_ack *extack)
+{
+	unsigned int max = READ_ONCE(kvip_max_services);
+
+	if (kn->nservices < max)
+		return 0;
+	NL_SET_ERR_MSG(extack, "service limit of this netns reached");
+	kvip_extack_fmt(extack,
+			"this netns has the maximum of %u services (kvip.max_services)",
+			max);
+	return -ENOSPC;
+}
+
+/* May @svc's set of @old endpoints become @new more, staged ones counted? */
+static int kvip_endpoint_budget(struct kvip_net *kn, u32 old, u32 new,
+				struct netlink_ext_ack *extack)
+{
+	unsigned int max = READ_ONCE(kvip_max_endpoints);
+
+	if ((u64)kn->nendpoints + kn->nstaged - old + new <= max)
+		return 0;
+	NL_SET_ERR_MSG(extack, "endpoint limit of this netns reached");
+	kvip_extack_fmt(extack,
+			"this netns would exceed its maximum of %u endpoints (kvip.max_endpoints)",
+			max);
+	return -ENOSPC;
+}
+
+static u32 kvip_svc_count(struct kvip_net *kn, struct kvip_service *svc)
+{
+	struct kvip_endpoints *eps;
+
+	if (!svc)
+		return 0;
+	eps = rcu_dereference_protected(svc->eps, lockdep_is_held(&kn->lock));
+	return eps ? eps->count : 0;
+}
 
 static void kvip_extack_owner(struct netlink_ext_ack *extack,
 			      const struct kvip_frontend *fe)
@@ -450,6 +490,11 @@ static int kvip_new_locked(struct kvip_net *kn, struct kvip_new_req *req,
 	}
 	err = kvip_check_frontends(kn, svc, req->proto, req->fe, req->nfe,
 				   extack);
+	if (!err && !svc)
+		err = kvip_service_budget(kn, extack);
+	if (!err && req->eps)
+		err = kvip_endpoint_budget(kn, kvip_svc_count(kn, svc),
+					   req->eps->count, extack);
 	if (err)
 		return err;
 
@@ -533,7 +578,8 @@ static int kvip_nl_flush(struct sk_buff *skb, struct genl_info *info)
 }
 
 /* Append @ep to the staged set of @svc; takes ownership of @ep. */
-static int kvip_stage(struct kvip_service *svc, struct kvip_ep *ep, u32 n)
+static int kvip_stage(struct kvip_net *kn, struct kvip_service *svc,
+		      struct kvip_ep *ep, u32 n)
 {
 	struct kvip_staging *st = svc->staging;
 	struct kvip_ep *grown;
@@ -542,7 +588,7 @@ static int kvip_stage(struct kvip_service *svc, struct kvip_ep *ep, u32 n)
 		u32 cap = max(st->count + n, 2 * st->cap);
 
 		cap = min_t(u32, cap, KVIP_ENDPOINTS_MAX);
-		grown = kvmalloc_array(cap, sizeof(*grown), GFP_KERNEL_ACCOUNT);
+		grown = kvmalloc_array(cap, sizeof(*grown), KVIP_GFP);
 		if (!grown) {
 			kvfree(ep);
 			return -ENOMEM;
@@ -556,6 +602,7 @@ static int kvip_stage(struct kvip_service *svc, struct kvip_ep *ep, u32 n)
 	if (n)
 		memcpy(st->ep + st->count, ep, n * sizeof(*ep));
 	st->count += n;
+	kn->nstaged += n;
 	kvfree(ep);
 	return 0;
 }
@@ -569,8 +616,14 @@ static int kvip_set_locked(struct kvip_net *kn, struct kvip_service *svc,
 	int err;
 
 	if (!(flags & KVIP_SET_F_APPEND)) {
-		kvip_unstage(svc);
+		kvip_unstage(kn, svc);
 		if (!(flags & KVIP_SET_F_MORE)) {
+			err = kvip_endpoint_budget(kn, kvip_svc_count(kn, svc),
+						   n, info->extack);
+			if (err) {
+				kvfree(ep);
+				return err;
+			}
 			eps = kvip_build(ep, n, info->extack);
 			kvfree(ep);
 			if (IS_ERR(eps))
@@ -593,14 +646,21 @@ static int kvip_set_locked(struct kvip_net *kn, struct kvip_service *svc,
 	st = svc->staging;
 	if ((u64)st->count + n > KVIP_ENDPOINTS_MAX) {
 		NL_SET_ERR_MSG(info->extack, "too many endpoints for one service");
-		kvfree(ep);
-		kvip_unstage(svc);
-		return -E2BIG;
+		err = -E2BIG;
+	} else {
+		/* The old set goes when this one commits: count it out. */
+		err = kvip_endpoint_budget(kn, kvip_svc_count(kn, svc), n,
+					   info->extack);
 	}
-	err = kvip_stage(svc, ep, n);
+	if (err) {
+		kvfree(ep);
+		kvip_unstage(kn, svc);
+		return err;
+	}
+	err = kvip_stage(kn, svc, ep, n);
 	if (err) {
 		NL_SET_ERR_MSG(info->extack, "out of memory for the endpoint set");
-		kvip_unstage(svc);
+		kvip_unstage(kn, svc);
 		return err;
 	}
 	if (flags & KVIP_SET_F_MORE)
@@ -608,7 +668,7 @@ static int kvip_set_locked(struct kvip_net *kn, struct kvip_service *svc,
 
 	/* Last message: commit the whole staged set at once. */
 	eps = kvip_build(st->ep, st->count, info->extack);
-	kvip_unstage(svc);
+	kvip_unstage(kn, svc);
 	if (IS_ERR(eps))
 		return PTR_ERR(eps);
 	kvip_endpoints_replace(kn, svc, eps);
@@ -651,7 +711,7 @@ static int kvip_nl_set_endpoints(struct sk_buff *skb, struct genl_info *info)
 	} else if (err) {
 		/* Any failure ends this socket's staged set: no gaps in it. */
 		if (svc->staging && svc->staging->portid == info->snd_portid)
-			kvip_unstage(svc);
+			kvip_unstage(kn, svc);
 	} else {
 		err = kvip_set_locked(kn, svc, flags, ep, n, info);
 	}
@@ -879,6 +939,13 @@ static int kvip_nl_get_service(struct sk_buff *skb, struct genl_info *info)
 		goto out;
 	}
 	eps = rcu_dereference_protected(svc->eps, lockdep_is_held(&kn->lock));
+	/* An attribute is at most 64 KiB: big sets only go in dumps. */
+	if (eps && nla_total_size(eps->count * kvip_endpoint_size()) > U16_MAX) {
+		NL_SET_ERR_MSG(info->extack,
+			       "endpoint set too large for one reply: use a dump with KVIP_A_NAME");
+		err = -EMSGSIZE;
+		goto out;
+	}
 	msg = genlmsg_new(kvip_service_size(svc, eps), GFP_KERNEL);
 	if (!msg) {
 		err = -ENOMEM;
@@ -991,7 +1058,7 @@ static int kvip_netlink_event(struct notifier_block *nb, unsigned long event,
 	mutex_lock(&kn->lock);
 	list_for_each_entry_safe(st, tmp, &kn->staged, list)
 		if (st->portid == n->portid)
-			kvip_unstage(st->svc);
+			kvip_unstage(kn, st->svc);
 	mutex_unlock(&kn->lock);
 	return NOTIFY_DONE;
 }

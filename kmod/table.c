@@ -100,7 +100,7 @@ static int kvip_endpoints_alloc_stats(struct kvip_endpoints *eps)
 {
 	u32 i, n = DIV_ROUND_UP(eps->count, KVIP_STATS_CHUNK);
 
-	eps->conns = kcalloc(n, sizeof(*eps->conns), GFP_KERNEL_ACCOUNT);
+	eps->conns = kcalloc(n, sizeof(*eps->conns), KVIP_GFP);
 	if (!eps->conns)
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
@@ -108,7 +108,7 @@ static int kvip_endpoints_alloc_stats(struct kvip_endpoints *eps)
 
 		eps->conns[i] = __alloc_percpu_gfp(len * sizeof(u64),
 						   sizeof(u64),
-						   GFP_KERNEL_ACCOUNT);
+						   KVIP_GFP);
 		if (!eps->conns[i])
 			return -ENOMEM;
 	}
@@ -143,7 +143,7 @@ static struct kvip_ep_index *kvip_ep_index_alloc(u32 count)
 	u32 size = roundup_pow_of_two(max(2 * count, 4U));
 	struct kvip_ep_index *idx;
 
-	idx = kvzalloc(struct_size(idx, slot, size), GFP_KERNEL_ACCOUNT);
+	idx = kvzalloc(struct_size(idx, slot, size), KVIP_GFP);
 	if (idx)
 		idx->mask = size - 1;
 	return idx;
@@ -219,12 +219,12 @@ struct kvip_endpoints *kvip_endpoints_build(const struct kvip_ep *in,
 	}
 	kvfree(idx);
 
-	eps = kvzalloc(struct_size(eps, ep, count), GFP_KERNEL_ACCOUNT);
+	eps = kvzalloc(struct_size(eps, ep, count), KVIP_GFP);
 	if (!eps)
 		return ERR_PTR(-ENOMEM);
 	eps->count = count;
 	if (!uniform) {
-		eps->cum = kvcalloc(count, sizeof(u32), GFP_KERNEL_ACCOUNT);
+		eps->cum = kvcalloc(count, sizeof(u32), KVIP_GFP);
 		if (!eps->cum)
 			goto err;
 	}
@@ -286,6 +286,7 @@ void kvip_endpoints_replace(struct kvip_net *kn, struct kvip_service *svc,
 	struct kvip_endpoints *old;
 
 	old = rcu_dereference_protected(svc->eps, lockdep_is_held(&kn->lock));
+	kn->nendpoints += (eps ? eps->count : 0) - (old ? old->count : 0);
 
 	if (old && eps)
 		kvip_endpoints_carry(eps, old);
@@ -299,8 +300,8 @@ struct kvip_staging *kvip_stage_begin(struct kvip_net *kn,
 {
 	struct kvip_staging *st;
 
-	kvip_unstage(svc);
-	st = kzalloc(sizeof(*st), GFP_KERNEL_ACCOUNT);
+	kvip_unstage(kn, svc);
+	st = kzalloc(sizeof(*st), KVIP_GFP);
 	if (!st)
 		return NULL;
 	st->svc = svc;
@@ -310,12 +311,13 @@ struct kvip_staging *kvip_stage_begin(struct kvip_net *kn,
 	return st;
 }
 
-void kvip_unstage(struct kvip_service *svc)
+void kvip_unstage(struct kvip_net *kn, struct kvip_service *svc)
 {
 	struct kvip_staging *st = svc->staging;
 
 	if (!st)
 		return;
+	kn->nstaged -= st->count;
 	list_del(&st->list);
 	kvfree(st->ep);
 	kfree(st);
@@ -370,7 +372,7 @@ static int kvip_frontends_set(struct kvip_net *kn, struct kvip_service *svc,
 	unsigned int i;
 	int err = -ENOMEM;
 
-	set = kcalloc(nfe, sizeof(*set), GFP_KERNEL_ACCOUNT);
+	set = kcalloc(nfe, sizeof(*set), KVIP_GFP);
 	if (!set)
 		return -ENOMEM;
 
@@ -389,7 +391,7 @@ static int kvip_frontends_set(struct kvip_net *kn, struct kvip_service *svc,
 			set[i] = fe;	/* ours: kept, maybe retyped below */
 			continue;
 		}
-		fe = kzalloc(sizeof(*fe), GFP_KERNEL_ACCOUNT);
+		fe = kzalloc(sizeof(*fe), KVIP_GFP);
 		if (!fe)
 			goto unwind;
 		fe->key = key;
@@ -450,14 +452,14 @@ struct kvip_service *kvip_service_create(struct kvip_net *kn, const char *name,
 	bool hooked_here = false;
 	int err = -ENOMEM;
 
-	svc = kzalloc(struct_size(svc, name, len), GFP_KERNEL_ACCOUNT);
+	svc = kzalloc(struct_size(svc, name, len), KVIP_GFP);
 	if (!svc)
 		return ERR_PTR(-ENOMEM);
 	memcpy(svc->name, name, len);
 	svc->proto = proto;
 	svc->flags = flags;
 	svc->stats = alloc_percpu_gfp(struct kvip_svc_stats,
-				      GFP_KERNEL_ACCOUNT);
+				      KVIP_GFP);
 	if (!svc->stats)
 		goto err_free;
 
@@ -513,12 +515,16 @@ int kvip_service_update(struct kvip_net *kn, struct kvip_service *svc,
 
 static void kvip_service_unlink(struct kvip_net *kn, struct kvip_service *svc)
 {
+	struct kvip_endpoints *eps;
 	unsigned int i;
 
+	eps = rcu_dereference_protected(svc->eps, lockdep_is_held(&kn->lock));
+	if (eps)
+		kn->nendpoints -= eps->count;
 	for (i = 0; i < svc->nfe; i++)
 		kvip_frontend_remove(kn, svc->fe[i]);
 	kfree(svc->fe);
-	kvip_unstage(svc);
+	kvip_unstage(kn, svc);
 	rhashtable_remove_fast(&kn->names, &svc->node, kvip_name_params);
 	list_del(&svc->list);
 	kn->nservices--;

@@ -17,7 +17,15 @@
  * service may mix IPv4 and IPv6 frontends and endpoints; a connection is only
  * ever translated to an endpoint of its own family.
  *
- * All state is per network namespace.
+ * All state is per network namespace. Changes need CAP_NET_ADMIN in the
+ * user namespace that owns the netns (so a container with its own user and
+ * network namespaces configures its own table, and only that). Reading
+ * (KVIP_CMD_GET_SERVICE, dumps) needs no capability, like `ip route show`:
+ * any process that can open a generic netlink socket in the netns may read
+ * its table. Per netns, at most kvip.max_services services and
+ * kvip.max_endpoints endpoints (module parameters; staged endpoints count)
+ * exist; beyond that requests fail with ENOSPC. Memory is charged to the
+ * caller's memory cgroup.
  *
  * Lists
  * -----
@@ -47,7 +55,9 @@
  *   Deletes the service KVIP_A_NAME; ENOENT if unknown.
  *
  * KVIP_CMD_GET_SERVICE
- *   Without NLM_F_DUMP: replies with the service KVIP_A_NAME.
+ *   Without NLM_F_DUMP: replies with the service KVIP_A_NAME, or EMSGSIZE
+ *   when its endpoints do not fit in one attribute (about 900 endpoints):
+ *   those need the dump.
  *   With NLM_F_DUMP: one or more messages per service, every service of the
  *   netns, or only KVIP_A_NAME when given. Each message carries KVIP_A_NAME;
  *   the first message of a service also carries KVIP_A_PROTO, KVIP_A_FLAGS,
@@ -70,8 +80,11 @@
  *   the last one commits the whole set. A staged set belongs to the sending
  *   socket: an APPEND from another socket, or one without a staged set,
  *   fails with ESRCH. A new first message (or a single-message set)
- *   discards an older staged set; any error discards the socket's staged
- *   set, and so does closing the socket: the sender starts again.
+ *   discards an older staged set, and so does closing the socket or any
+ *   error kvip reports for a message of the sequence. (A message the
+ *   genetlink core rejects before kvip sees it, for failing the attribute
+ *   policy, leaves the staged set as it was.) After any error the sender
+ *   starts again with a first message.
  *   Duplicate endpoints (same address and port) are rejected (EEXIST).
  *
  * KVIP_CMD_FLUSH (CAP_NET_ADMIN)
@@ -81,7 +94,8 @@
  * ENOENT unknown service, EEXIST name/frontend/endpoint in use, EINVAL bad
  * family, address length, port 0, protocol or missing attribute, ERANGE
  * frontend type or weight out of range, EOPNOTSUPP unknown flag bits,
- * E2BIG too many frontends or endpoints, ESRCH no staged endpoint set,
+ * E2BIG too many frontends or endpoints for one service, ENOSPC a
+ * per-netns limit reached, ESRCH no staged endpoint set,
  * EPERM missing CAP_NET_ADMIN (no extack: checked by the genetlink core).
  */
 #ifndef _UAPI_LINUX_KVIP_H
