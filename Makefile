@@ -7,6 +7,8 @@
 #   make demo            a ClusterIP balancing 7 backends, in a QEMU guest
 #   make install         module for $(KVER) + kvipctl under $(PREFIX)
 #   make dkms-install    register this tree with DKMS, build and install
+#   make debug-kernel    build (once, cached in ~/.cache/kvip) the KASAN/
+#                        lockdep/kmemleak guest kernel for reliability runs
 #
 # KVER= / KDIR= select the kernel (default: scripts/kernel.sh).
 
@@ -19,7 +21,7 @@ DKMS_SRC := /usr/src/kvip-$(VERSION)
 KBUILD := $(MAKE) -C $(KDIR) M=$(CURDIR)/kmod
 
 .PHONY: all module tools clean install module-install dkms-install \
-	dkms-check lint checkpatch check unit selftests demo deps
+	dkms-check lint checkpatch check unit selftests demo deps debug-kernel
 
 all: module tools
 
@@ -83,3 +85,6 @@ check: all lint unit dkms-check
 
 demo: all
 	selftests/vm-run -- selftests/demo.sh
+
+debug-kernel: deps
+	scripts/debug-kernel.sh
