@@ -14,6 +14,9 @@ PACKAGES=(
 	qemu-system-x86 busybox-static cpio xz-utils file kmod util-linux
 	# kvipctl build.
 	gcc make pkg-config libnl-3-dev libnl-genl-3-dev
+	# kvipctl's libFuzzer harnesses (make -C tools fuzz; ASan+UBSan runtimes
+	# and libFuzzer come with libclang-rt-14-dev, gcc's with gcc).
+	clang libclang-rt-14-dev
 	# Tooling used inside tests (the guest sees the host's rootfs).
 	iproute2 socat conntrack curl python3 nftables iptables libcap2-bin
 	# Module packaging and static checks (checkpatch.pl comes from the

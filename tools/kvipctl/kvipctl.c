@@ -388,7 +388,7 @@ static int batch_pass(struct batch *b, struct req *r, struct kvip **k,
 		snprintf(line_prefix, sizeof(line_prefix), "line %lu: ",
 			 lineno);
 		argc = batch_split(b, p, len);
-		p += len + 1;
+		p = nl ? nl + 1 : end;
 		if (argc == 0)
 			continue;
 		if (argc < 0 || parse_command(argc, b->argv, r) < 0) {
@@ -461,17 +461,16 @@ static bool opt_is(const char *a, const char *o1, const char *o2,
 	return !strcmp(a, o1) || !strcmp(a, o2) || (o3 && !strcmp(a, o3));
 }
 
-int main(int argc, char **argv)
+int kvipctl_main(int argc, char **argv)
 {
-	static char out_buf[1 << 16];
 	const char *batch = NULL;
 	bool force = false;
 	struct kvip *k = NULL;
 	struct req r;
 	int i, status;
 
-	setvbuf(stdout, out_buf, _IOFBF, sizeof(out_buf));
-
+	opt_json = false;
+	opt_check = false;
 	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
 		const char *a = argv[i];
 

@@ -39,6 +39,15 @@ extern bool opt_json;
 /* Set while running a batch: "line 12: ". */
 extern char line_prefix[32];
 
+/*
+ * The whole program but for stdout's buffering (main.c): global options,
+ * parse, execute; returns the exit status. It keeps no state from one call
+ * to the next, so the fuzz harnesses (tools/fuzz/) call it, always with
+ * "-c" first: with -c/--check nothing is executed and no netlink session is
+ * opened.
+ */
+int kvipctl_main(int argc, char **argv);
+
 /* Parsers for the top-level commands; argv[0] is the command word. */
 int service_parse(int argc, char **argv, struct req *r);
 int endpoints_parse(int argc, char **argv, struct req *r);

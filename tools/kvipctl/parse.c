@@ -320,8 +320,12 @@ int split_line(const char *line, size_t len, char *out, char **argv,
 				quote = c;
 				continue;
 			}
-			if (c == '\\' && p + 1 < end)
+			if (c == '\\' && p + 1 < end) {
 				c = *++p;
+				/* Else "a\<NUL>b" would end the argument. */
+				if (c == '\0')
+					return parse_fail("NUL byte in line");
+			}
 			*out++ = c;
 		}
 		if (quote)

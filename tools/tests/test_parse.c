@@ -54,6 +54,35 @@ static void test_port(void)
 	CHECK_ERR(parse_port("http", &p), "invalid port 'http'");
 }
 
+/*
+ * Addresses of 64 bytes (ADDR_MAX) and 65 around parse_addrport()'s copy
+ * buffer, so that the sanitized build sees an off-by-one there.
+ */
+static void test_addr_lengths(void)
+{
+	char s[80], want[120];
+	union kvip_addr a;
+	uint16_t fam = 0, port = 0;
+
+	for (int len = 63; len <= 66; len++) {
+		for (int br = 0; br <= 1; br++) {
+			memset(s, ':', sizeof(s));
+			s[0] = br ? '[' : '1';
+			strcpy(s + br + len, br ? "]:80" : ":80");
+			if (!br)	/* one ':' only: "11...1:80" */
+				memset(s, '1', (size_t)len);
+			if (len <= 64)
+				snprintf(want, sizeof(want),
+					 "invalid address '%.*s'", len,
+					 s + br);
+			else
+				snprintf(want, sizeof(want),
+					 "invalid address '%.61s...'", s);
+			CHECK_ERR(parse_addrport(s, &fam, &a, &port), want);
+		}
+	}
+}
+
 static void test_addr(void)
 {
 	union kvip_addr a;
@@ -122,6 +151,7 @@ static void test_addr(void)
 		  "invalid port '0'");
 	CHECK_ERR(parse_addrport("[]:80", &fam, &a, &port),
 		  "invalid IPv6 address ''");
+	test_addr_lengths();
 }
 
 static void test_proto_name(void)
@@ -278,6 +308,16 @@ static void test_split(void)
 	CHECK_ERR(split("del 'abc", &av), "unterminated single quote");
 	CHECK_ERR(split("a b c d e f g h i j k l m n o p q r s t u v w x y z "
 			"0 1 2 3 4 5 6 7 8 9", &av), "too many arguments");
+	{
+		/* NUL bytes, raw or escaped (found by fuzz_batch). */
+		static const char raw[] = "del a\0b", esc[] = "del a\\\0b";
+		char out[16], *v[8];
+
+		CHECK_ERR(split_line(raw, sizeof(raw) - 1, out, v, 7),
+			  "NUL byte in line");
+		CHECK_ERR(split_line(esc, sizeof(esc) - 1, out, v, 7),
+			  "NUL byte in line");
+	}
 }
 
 static char *json_of(void (*fn)(struct json *j, const void *arg),
