@@ -1011,6 +1011,10 @@ static int kvip_nl_dump_services(struct sk_buff *skb,
 	if (ctx->done)
 		return 0;
 
+	if (name && !*(char *)nla_data(name)) {
+		NL_SET_ERR_MSG_ATTR(cb->extack, name, "empty service name");
+		return -EINVAL;
+	}
 	mutex_lock(&kn->lock);
 	cb->seq = kn->gen;
 	svc = kvip_dump_resume(kn, ctx, name);

@@ -80,7 +80,8 @@
  *   the last one commits the whole set. A staged set belongs to the sending
  *   socket: an APPEND from another socket, or one without a staged set,
  *   fails with ESRCH. A new first message (or a single-message set)
- *   discards an older staged set, and so does closing the socket or any
+ *   discards an older staged set, even one of another socket and even when
+ *   the new message then fails; so does closing the socket or any
  *   error kvip reports for a message of the sequence. (A message the
  *   genetlink core rejects before kvip sees it, for failing the attribute
  *   policy, leaves the staged set as it was.) After any error the sender

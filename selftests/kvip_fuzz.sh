@@ -1,0 +1,102 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Fuzz the kvip generic netlink family (kvip_fuzz.py) in one network
+# namespace while another carries a known working service; afterwards both
+# must still translate traffic and the fuzzed table must keep the contract.
+#
+#  ┌────────┐     ┌──────────────┐     ┌──────────┐   known service,
+#  │ client ├─────┤ node    kvip ├─────┤ backends │   never touched
+#  └────────┘     └──────────────┘     └──────────┘
+#  ┌────────┐     ┌──────────────┐     ┌──────────┐   kvip_fuzz.py runs
+#  │fclient ├─────┤ fnode   kvip ├─────┤fbackends │   here, then a service
+#  └────────┘     └──────────────┘     └──────────┘   is re-added
+#
+# KVIP_FUZZ_COUNT   messages (default 20000: half in the deterministic
+#                   model-checked phase, half from KVIP_FUZZ_PROCS=2
+#                   concurrent senders)
+# KVIP_FUZZ_SEED    seed (default random; printed as "# seed: N")
+# KVIP_FUZZ_LONG=1  long mode: 1,000,000 messages, 100,000 on a debug
+#                   kernel (KASAN/lockdep). Needs a longer per-test timeout
+#                   than selftests/settings gives (about 40 min stock), e.g.
+#                   selftests/vm-run -- selftests/kvip_fuzz.sh
+#
+# Replay a failure outside the test: ip netns exec NS selftests/kvip_fuzz.py
+# --seed N --count N --procs N (phase 1 replays exactly; phase 2 interleaves
+# differently from run to run).
+
+# shellcheck source=lib.sh
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
+
+readonly VIP=10.96.0.10 CONNS=20
+
+ktap_print_header
+kvip_require
+ktap_set_plan 7
+
+if [[ "${KVIP_FUZZ_LONG:-0}" == 1 ]]; then
+	count=1000000
+	if zgrep -Eq '^CONFIG_(KASAN|PROVE_LOCKING)=y' /proc/config.gz 2>/dev/null; then
+		count=100000
+	fi
+fi
+count=${KVIP_FUZZ_COUNT:-${count:-20000}}
+procs=${KVIP_FUZZ_PROCS:-2}
+seed=${KVIP_FUZZ_SEED:-$((RANDOM * 32768 + RANDOM))}
+
+kvip_topology 2 || ktap_exit_fail_msg "topology setup failed"
+kvip_topology 2 f || ktap_exit_fail_msg "fuzz topology setup failed"
+kvip_servers backend- --port 8080 || ktap_exit_fail_msg "servers did not start"
+kvip_servers_tag f fbackend- --port 8080 || ktap_exit_fail_msg "servers did not start"
+
+kvipctl_batch "$node" <<EOF2 || ktap_exit_fail_msg "service setup failed"
+service add default/web proto tcp clusterip $VIP:80
+endpoints set default/web $(endpoints4 8080 1 2)
+EOF2
+
+fuzz() {
+	ip netns exec "$fnode" "$PYTHON" "$KVIP_SELFTESTS/kvip_fuzz.py" "$@"
+}
+
+# The oracle must be able to fail: a model corrupted on purpose.
+out=$KVIP_TMP/corrupt.out
+fuzz --seed "$seed" --count 300 --corrupt-model >"$out" 2>&1
+rc=$?
+grep -E '^FINDING|^# (corrupted|total)' "$out" | head -n 5 | sed 's/^/# /' >&"$KTAP_OUT"
+caught=$(grep -c '^FINDING.*final dump' "$out")
+ktap_check "the oracle catches a corrupted model" "exit $rc, $caught findings" \
+	[ "$rc" = 1 -a "$caught" -ge 1 ]
+
+out=$KVIP_TMP/fuzz.out
+ktap_print_msg "kvip_fuzz.py --seed $seed --count $count --procs $procs"
+fuzz --seed "$seed" --count "$count" --procs "$procs" >"$out" 2>&1
+rc=$?
+show_file "$out" 60
+ktap_check "fuzzer: $count messages, oracle and reply checks pass" \
+	"exit $rc, $(grep -c '^FINDING' "$out") findings (seed $seed)" [ "$rc" = 0 ]
+
+d=$(kvip_dump_check "$fnode")
+ktap_check "fuzzed table dump keeps the contract" "$d" matches "$d" '^ok '
+
+d=$(kvip_json "$node" "[(x['name'], len(x['endpoints'])) for x in s]")
+ktap_check "known service untouched" "$d" [ "$d" = "[('default/web', 2)]" ]
+
+out=$KVIP_TMP/known.out
+client_run "$out" "$client" -n "$CONNS" "$VIP" 80
+ktap_check "known service carries traffic" "${R[ok]} of $CONNS" \
+	[ "${R[ok]}" = "$CONNS" ]
+
+kvipctl_batch "$fnode" <<EOF2
+flush
+service add default/again proto tcp clusterip $VIP:80
+endpoints set default/again $(endpoints4 8080 1 2)
+EOF2
+rc=$?
+ktap_check "service re-added in the fuzzed netns" "exit $rc" [ "$rc" = 0 ]
+
+out=$KVIP_TMP/again.out
+client_run "$out" "$fclient" -n "$CONNS" "$VIP" 80
+ktap_check "re-added service carries traffic" "${R[ok]} of $CONNS" \
+	[ "${R[ok]}" = "$CONNS" ]
+
+ktap_finished
