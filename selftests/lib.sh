@@ -584,3 +584,219 @@ def svc(name):
 	done
 	ip netns exec "$ns" "$KVIPCTL" service show -j | "$PYTHON" -c "$prog"
 }
+
+# ------------------------------------------------- kernel memory (leaks) ----
+#
+# Leak checks: kernel memory counters taken before the module is loaded
+# and again after it is unloaded (caches dropped, deferred frees given
+# time) must agree within a tolerance.
+#
+#   kvip_unload [S]                rmmod kvip, retried while busy (EBUSY) for
+#                                  up to S seconds (default 30); sets
+#                                  UNLOAD_TRIES, UNLOAD_MS
+#   kvip_memcg_setup               a memory cgroup for the processes that
+#                                  configure kvip (see below); sets KVIP_MEMCG
+#   kvip_memcg_enter               move this (sub)shell into it: ( kvip_memcg_enter; exec CMD )
+#   kvip_mem_snapshot VAR          the counters into the associative array VAR
+#   kvip_mem_baseline VAR          settle, then snapshot: the "before"
+#   kvip_mem_compare BASE NOW      one line per counter into MEM_REPORT;
+#                                  status 1 if a checked one grew too much
+#   kvip_mem_settle BASE VAR [S]   drop caches and snapshot into VAR until
+#                                  kvip_mem_compare passes or S seconds
+#                                  (default 30) are over
+#   kvip_mem_top BASE NOW [N]      the slab caches that grew most
+#
+# Counters (KiB unless said otherwise) and their tolerances, the growth
+# allowed over the baseline (KVIP_MEM_TOL_<COUNTER> overrides, in the
+# counter's unit):
+#
+#   kmalloc     bytes in use in the kmalloc-* and kmalloc-cg-* caches:
+#               active objects x object size, /proc/slabinfo. kvip has no
+#               cache of its own; its objects are all here. The guest runs
+#               with slub_debug, so caches are not merged and debug caches
+#               keep no per-CPU slabs: the count is exact, and after a
+#               warm-up it comes back to within ~2 KiB. Tolerance 128.
+#   sunreclaim  /proc/meminfo SUnreclaim: whole slab pages. Slabs left
+#               partly used after a workload stay (kvip_drop_caches makes
+#               caches give back the empty ones): 200-350 KiB. Tolerance 1024.
+#   slab        /proc/meminfo Slab: also dentries and inodes. Reported only.
+#   percpu      /proc/meminfo Percpu: populated per-CPU pages. The
+#               allocator keeps freed pages (and an empty chunk) populated,
+#               so this is a high-water mark more than a usage count.
+#               Tolerance 1024 (one 2-CPU chunk of this guest).
+#   vmalloc     /proc/meminfo VmallocUsed (large kvmalloc()s). Tolerance 256.
+#   cg_percpu   bytes, percpu of the memory cgroup (kvip_memcg_setup) the
+#               configuring processes ran in. kvip allocates with
+#               GFP_KERNEL_ACCOUNT, so everything it holds for them is
+#               charged there, exactly: when the module is gone this is 0.
+#               Tolerance 0.
+#   cg_slab     bytes, slab_unreclaimable of that cgroup: kvip's objects
+#               plus what the processes leave, e.g. the inodes of files
+#               they created in the test's tmpfs: 5-20 KiB. Tolerance 65536.
+#   cg_kernel   bytes, all kernel memory charged to that cgroup: the above
+#               and page-sized allocations (large kvmalloc()s: endpoint
+#               arrays, staged sets). Tolerance 131072.
+#
+# The global counters need a warm-up: the first network namespace, veth
+# and bridge of a boot load modules and size caches for good (~130 KiB of
+# kmalloc). Take the baseline after kvip_load; kvip_unload and after
+# `modprobe -a veth bridge`, or after an earlier test did that. They also
+# see everything else the kernel does, so they catch big leaks; the
+# cgroup counters catch small ones (KVIP_MEM_CGROUP=0: no cgroup).
+
+KVIP_MEM_COUNTERS=(kmalloc sunreclaim slab percpu vmalloc cg_percpu cg_slab cg_kernel)
+declare -A KVIP_MEM_TOL=(
+	[kmalloc]=${KVIP_MEM_TOL_KMALLOC:-128}
+	[sunreclaim]=${KVIP_MEM_TOL_SUNRECLAIM:-1024}
+	[percpu]=${KVIP_MEM_TOL_PERCPU:-1024}
+	[vmalloc]=${KVIP_MEM_TOL_VMALLOC:-256}
+	[cg_percpu]=${KVIP_MEM_TOL_CG_PERCPU:-0}
+	[cg_slab]=${KVIP_MEM_TOL_CG_SLAB:-65536}
+	[cg_kernel]=${KVIP_MEM_TOL_CG_KERNEL:-131072}
+)
+KVIP_MEMCG=""
+MEM_REPORT=""
+
+kvip_unload() {
+	local timeout_ms=$((${1:-30} * 1000)) start err
+	UNLOAD_TRIES=0
+	start=$(now_ms)
+	while :; do
+		UNLOAD_TRIES=$((UNLOAD_TRIES + 1))
+		err=$(rmmod kvip 2>&1) && break
+		UNLOAD_MS=$(($(now_ms) - start))
+		if [[ "$err" != *"in use"* && "$err" != *"busy"* &&
+		      "$err" != *"temporarily unavailable"* ]] ||
+		   ((UNLOAD_MS >= timeout_ms)); then
+			ktap_print_msg "rmmod kvip (try $UNLOAD_TRIES): $err"
+			return 1
+		fi
+		nap 0.1
+	done
+	UNLOAD_MS=$(($(now_ms) - start))
+	! kvip_loaded
+}
+
+# The cgroup is removed at exit (after its processes are gone).
+kvip_memcg_setup() {
+	local root=/sys/fs/cgroup
+	[[ "${KVIP_MEM_CGROUP:-1}" == 0 ]] && return 1
+	[[ -f $root/cgroup.controllers ]] || return 1
+	if [[ " $(<"$root/cgroup.subtree_control") " != *" memory "* ]]; then
+		echo +memory >"$root/cgroup.subtree_control" 2>/dev/null || return 1
+	fi
+	KVIP_MEMCG=$root/kvip-selftest.$$
+	mkdir "$KVIP_MEMCG" || { KVIP_MEMCG=""; return 1; }
+	defer rmdir "$KVIP_MEMCG"
+}
+
+kvip_memcg_enter() {
+	[[ -n "$KVIP_MEMCG" ]] && echo "$BASHPID" >"$KVIP_MEMCG/cgroup.procs"
+	return 0
+}
+
+kvip_mem_snapshot() {
+	local -n _m=$1
+	local name active num size rest kmalloc=0
+	_m=()
+	while read -r name active num size rest; do
+		[[ "$name" == kmalloc-* ]] && kmalloc=$((kmalloc + active * size))
+		[[ "$active" == [0-9]* ]] && _m["c:$name"]=$((active * size / 1024))
+	done </proc/slabinfo
+	_m["kmalloc"]=$((kmalloc / 1024))
+	while read -r name size rest; do
+		case "$name" in
+		Slab:) _m["slab"]=$size ;;
+		SUnreclaim:) _m["sunreclaim"]=$size ;;
+		Percpu:) _m["percpu"]=$size ;;
+		VmallocUsed:) _m["vmalloc"]=$size ;;
+		esac
+	done </proc/meminfo
+	[[ -n "$KVIP_MEMCG" ]] || return 0
+	while read -r name size; do
+		case "$name" in
+		percpu) _m["cg_percpu"]=$size ;;
+		slab_unreclaimable) _m["cg_slab"]=$size ;;
+		kernel) _m["cg_kernel"]=$size ;;
+		esac
+	done <"$KVIP_MEMCG/memory.stat"
+}
+
+# Drop the page cache, dentries and inodes, and have every slab cache give
+# back its empty slabs (SLUB keeps some per cache otherwise).
+kvip_drop_caches() {
+	local f
+	echo 3 >/proc/sys/vm/drop_caches
+	for f in /sys/kernel/slab/*/shrink; do
+		echo 1 >"$f"
+	done 2>/dev/null
+}
+
+# Caches are dropped sparingly: the guest's root filesystem is 9p, and
+# every binary and library then has to be read again (seconds under TCG).
+# The baseline waits (up to 20 s) until kmalloc holds still for a second:
+# a previous test's namespaces may still be being dismantled.
+kvip_mem_baseline() {
+	local -n _b=$1
+	local i prev
+	kvip_drop_caches
+	kvip_mem_snapshot "$1"
+	for ((i = 0; i < 20; i++)); do
+		prev=${_b[kmalloc]}
+		nap 1
+		kvip_mem_snapshot "$1"
+		((_b[kmalloc] - prev < 8 && prev - _b[kmalloc] < 8)) && break
+	done
+}
+
+kvip_mem_compare() {
+	local -n _b=$1 _n=$2
+	local c d tol unit over=0 line
+	MEM_REPORT=""
+	for c in "${KVIP_MEM_COUNTERS[@]}"; do
+		[[ -n "${_b[$c]:-}" && -n "${_n[$c]:-}" ]] || continue
+		d=$((${_n[$c]} - ${_b[$c]}))
+		unit=KiB
+		[[ $c == cg_* ]] && unit=B
+		tol=${KVIP_MEM_TOL[$c]:-}
+		printf -v line '%-10s %9s -> %9s %s  delta %+d' "$c" "${_b[$c]}" "${_n[$c]}" "$unit" "$d"
+		if [[ -z "$tol" ]]; then
+			line+="  (not checked)"
+		elif ((d > tol)); then
+			line+="  > tolerance $tol: LEAK?"
+			over=1
+		else
+			line+="  (tolerance $tol)"
+		fi
+		MEM_REPORT+="$line"$'\n'
+	done
+	MEM_REPORT=${MEM_REPORT%$'\n'}
+	return $over
+}
+
+# kvip_mem_top BASE NOW [N]: the N (default 8) slab caches that grew most,
+# in KiB of objects in use, as "name +delta" words (to tell what leaked).
+kvip_mem_top() {
+	local -n _b=$1 _n=$2
+	local k d out=""
+	for k in "${!_n[@]}"; do
+		[[ $k == c:* ]] || continue
+		d=$((${_n[$k]} - ${_b[$k]:-0}))
+		((d > 0)) && out+="$d ${k#c:}"$'\n'
+	done
+	sort -rn <<<"$out" | head -n "${3:-8}" | while read -r d k; do
+		[[ -n "$k" ]] && printf '%s +%s ' "$k" "$d"
+	done
+	echo
+}
+
+kvip_mem_settle() {
+	local base=$1 out=$2 timeout_s=${3:-30} start=$SECONDS i=0
+	while :; do
+		((i++ % 5)) || kvip_drop_caches
+		kvip_mem_snapshot "$out"
+		kvip_mem_compare "$base" "$out" && return 0
+		((SECONDS - start >= timeout_s)) && return 1
+		nap 1
+	done
+}
