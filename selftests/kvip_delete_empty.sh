@@ -28,6 +28,11 @@ ktap_set_plan 8
 
 kvip_topology 2 || ktap_exit_fail_msg "topology setup failed"
 srvlog=$KVIP_TMP/server.log
+# The node answers every rejected UDP request with an ICMP error; the
+# kernel's per-destination ICMP rate limit (burst of 6, then 1/s) would
+# otherwise swallow some and turn "refused" into a timeout.
+ip netns exec "$node" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0 ||
+	ktap_exit_fail_msg "cannot lift the ICMP rate limit"
 kvip_servers backend- -p tcp --port 8080 -p udp --port 5353 --log "$srvlog" ||
 	ktap_exit_fail_msg "servers did not start"
 
