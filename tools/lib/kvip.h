@@ -30,6 +30,23 @@ union kvip_addr {
 struct kvip_stats {
 	uint64_t conns;
 	uint64_t rejects;
+	uint64_t drops;
+};
+
+/* An address prefix: bits of addr past prefix are zero. */
+struct kvip_cidr {
+	uint16_t family;		/* AF_INET or AF_INET6 */
+	uint8_t prefix;			/* 0..32 or 0..128 */
+	union kvip_addr addr;		/* network order */
+};
+
+/* A session affinity entry (replies only). */
+struct kvip_affinity {
+	uint16_t family;
+	uint16_t port;			/* endpoint port, host order */
+	uint32_t expires_ms;		/* milliseconds left */
+	union kvip_addr client;
+	union kvip_addr endpoint;
 };
 
 struct kvip_frontend {
@@ -51,7 +68,11 @@ struct kvip_endpoint {
 struct kvip_service {
 	char name[KVIP_NAME_MAX + 1];
 	uint8_t proto;			/* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP */
-	uint32_t flags;			/* KVIP_SERVICE_F_* (none defined yet) */
+	uint32_t flags;			/* KVIP_SERVICE_F_* */
+	uint32_t affinity_timeout;	/* seconds; 0: the kernel's default */
+
+	struct kvip_cidr *source_ranges;
+	size_t n_source_ranges, cap_source_ranges;
 
 	struct kvip_frontend *frontends;
 	size_t n_frontends, cap_frontends;
@@ -66,6 +87,24 @@ struct kvip_service {
 	bool has_endpoint_count;
 	uint32_t endpoint_count;	/* KVIP_A_ENDPOINT_COUNT */
 	struct kvip_stats stats;
+	uint32_t affinity_count;	/* KVIP_A_AFFINITY_COUNT */
+	struct kvip_affinity *affinity;	/* GET of one service only */
+	size_t n_affinity, cap_affinity;
+};
+
+/*
+ * Per-netns settings. For kvip_config_set(), has_* / a negative value
+ * leave a setting unchanged; an empty list restores its default.
+ */
+struct kvip_config {
+	bool has_nodeport_addrs;
+	struct kvip_cidr *nodeport_addrs;
+	size_t n_nodeport_addrs;
+	bool has_cluster_cidrs;
+	struct kvip_cidr *cluster_cidrs;
+	size_t n_cluster_cidrs;
+	int masquerade_all;		/* 0, 1; -1: unchanged */
+	int drop_invalid;		/* 0, 1; -1: unchanged */
 };
 
 struct kvip_service_list {
@@ -132,6 +171,22 @@ typedef int (*kvip_service_cb)(const struct kvip_service *svc, void *arg);
 int kvip_service_dump(struct kvip *k, const char *name, kvip_service_cb cb,
 		      void *arg);
 
+/* KVIP_CMD_GET_CONFIG / KVIP_CMD_SET_CONFIG. */
+void kvip_config_init(struct kvip_config *cfg);	/* everything unchanged */
+void kvip_config_free(struct kvip_config *cfg);
+int kvip_config_get(struct kvip *k, struct kvip_config *cfg);
+int kvip_config_set(struct kvip *k, const struct kvip_config *cfg);
+
+/*
+ * Join KVIP_MCGRP_EVENTS and call cb for each event until cb returns
+ * non-zero (returned) or an error. cmd is KVIP_CMD_*; svc holds what the
+ * event carries (name only for DEL_SERVICE; endpoint_count for
+ * SET_ENDPOINTS), cfg is set for SET_CONFIG, both NULL for FLUSH.
+ */
+typedef int (*kvip_event_cb)(uint8_t cmd, const struct kvip_service *svc,
+			     const struct kvip_config *cfg, void *arg);
+int kvip_monitor(struct kvip *k, kvip_event_cb cb, void *arg);
+
 /* Service model helpers. */
 void kvip_service_init(struct kvip_service *svc);
 /* Forget frontends, endpoints and everything else, keep the allocations. */
@@ -140,6 +195,11 @@ void kvip_service_free(struct kvip_service *svc);
 /* Return a pointer to a new zeroed entry, or NULL on ENOMEM. */
 struct kvip_frontend *kvip_service_add_frontend(struct kvip_service *svc);
 struct kvip_endpoint *kvip_service_add_endpoint(struct kvip_service *svc);
+struct kvip_cidr *kvip_service_add_source_range(struct kvip_service *svc);
+
+/* "10.0.0.0/8" -> cidr; 0 or -EINVAL (host bits set, bad prefix). */
+int kvip_cidr_parse(const char *s, struct kvip_cidr *c);
+const char *kvip_cidr_str(const struct kvip_cidr *c, char *buf, size_t len);
 
 /* Formatting: "10.0.0.1", "fd00::1"; "10.0.0.1:80", "[fd00::1]:80". */
 #define KVIP_ADDR_STRLEN	46	/* INET6_ADDRSTRLEN */

@@ -46,8 +46,8 @@
  *   the owner). On any error nothing has changed.
  *
  * KVIP_CMD_REPLACE_SERVICE (CAP_NET_ADMIN)
- *   Same attributes; creates the service or replaces its protocol, flags
- *   and frontends. The endpoint set is kept unless KVIP_A_ENDPOINTS is
+ *   Same attributes; creates the service or replaces its protocol, flags,
+ *   options and frontends. The endpoint set is kept unless KVIP_A_ENDPOINTS is
  *   given. (Generic netlink rejects NLM_F_CREATE/EXCL/REPLACE, hence two
  *   commands.)
  *
@@ -61,7 +61,11 @@
  *   With NLM_F_DUMP: one or more messages per service, every service of the
  *   netns, or only KVIP_A_NAME when given. Each message carries KVIP_A_NAME;
  *   the first message of a service also carries KVIP_A_PROTO, KVIP_A_FLAGS,
- *   KVIP_A_FRONTENDS, KVIP_A_STATS and KVIP_A_ENDPOINT_COUNT. When a service's
+ *   KVIP_A_FRONTENDS, KVIP_A_STATS, KVIP_A_ENDPOINT_COUNT, the options
+ *   (KVIP_A_AFFINITY_TIMEOUT with KVIP_SERVICE_F_AFFINITY, KVIP_A_SOURCE_RANGES
+ *   when not empty) and KVIP_A_AFFINITY_COUNT. Only the reply to a GET
+ *   without NLM_F_DUMP lists the affinity entries (KVIP_A_AFFINITY, as many
+ *   as fit after the endpoints; KVIP_A_AFFINITY_COUNT says how many exist). When a service's
  *   endpoints do not fit in one message, they continue in the following
  *   messages, which carry KVIP_A_NAME and KVIP_A_ENDPOINTS only; a reader
  *   concatenates consecutive messages of the same name. Dumps are resumable
@@ -91,6 +95,71 @@
  * KVIP_CMD_FLUSH (CAP_NET_ADMIN)
  *   Deletes every service of the netns.
  *
+ * KVIP_CMD_SET_CONFIG (CAP_NET_ADMIN)
+ *   Changes the netns settings in KVIP_A_CONFIG (KVIP_CONFIG_A_*); an
+ *   attribute that is absent keeps its value. A list attribute replaces the
+ *   whole list; an empty list restores the default. Applies atomically: new
+ *   connections see either all of the old settings or all of the new ones.
+ *
+ * KVIP_CMD_GET_CONFIG
+ *   Replies with KVIP_A_CONFIG holding every setting. Needs no privilege.
+ *
+ * Service options (KVIP_A_FLAGS, KVIP_A_AFFINITY_TIMEOUT,
+ * KVIP_A_SOURCE_RANGES; NEW and REPLACE, REPLACE sets all three: an absent
+ * option is reset to its default)
+ * ---------------------------------------------------------------------
+ * Endpoint choice follows kube-proxy. Per address family, the cluster pool
+ * is the ready endpoints (READY; weight > 0), or if there are none the
+ * SERVING and TERMINATING ones; the local pool is the same restricted to
+ * LOCAL endpoints. KVIP_SERVICE_F_INTERNAL_LOCAL makes cluster IP frontends
+ * use the local pool, KVIP_SERVICE_F_EXTERNAL_LOCAL does so for external
+ * and node-port frontends (which then keep the client's source address);
+ * otherwise the cluster pool is used. A service with no endpoint at all
+ * rejects new connections (TCP reset, ICMP port unreachable); a service
+ * whose pool is empty while it has endpoints drops them. Traffic that the
+ * node itself sends to an external or node-port frontend is treated as
+ * cluster traffic even with EXTERNAL_LOCAL.
+ *
+ * KVIP_SERVICE_F_AFFINITY: a client address keeps its endpoint (per
+ * service) until KVIP_A_AFFINITY_TIMEOUT seconds (1..KVIP_AFFINITY_TIMEOUT_MAX,
+ * default KVIP_AFFINITY_TIMEOUT_DEFAULT) pass without a new connection; an
+ * endpoint that leaves the set or its pool releases its clients. Entries are
+ * bounded per netns (module parameter kvip.max_affinity) and reclaimed after
+ * they expire. Turning the flag off forgets the service's entries.
+ *
+ * KVIP_A_SOURCE_RANGES: when present and not empty, new connections to the
+ * service's external and node-port frontends from a source outside these
+ * CIDRs are dropped. Cluster IP traffic and traffic from the node itself
+ * are not restricted.
+ *
+ * Source NAT: a translated connection is masqueraded (its source becomes
+ * the address of the node's outgoing interface) when
+ *   - KVIP_CONFIG_A_MASQUERADE_ALL is on, or
+ *   - the client is the chosen endpoint itself (hairpin), or
+ *   - it reached a cluster IP frontend from outside every
+ *     KVIP_CONFIG_A_CLUSTER_CIDRS (if that list is not empty), or
+ *   - it reached an external or node-port frontend and the service has no
+ *     KVIP_SERVICE_F_EXTERNAL_LOCAL (or the node itself sent it).
+ * The decision is taken from the connection's original destination when
+ * it leaves the node (a POST_ROUTING NAT hook); no iptables rule is used.
+ *
+ * Conntrack: when an endpoint leaves the set of a UDP or SCTP service, the
+ * conntrack entries of that service's frontends towards that endpoint are
+ * deleted; when a UDP service goes from no ready endpoint to at least one,
+ * the UDP entries towards its frontends are deleted (entries created while
+ * traffic was rejected would otherwise black-hole the flow). Deleting a UDP
+ * or SCTP service deletes its entries too.
+ *
+ * Events
+ * ------
+ * The multicast group KVIP_MCGRP_EVENTS announces every change, after it
+ * is applied, with the command that made it: KVIP_CMD_NEW_SERVICE (created
+ * or replaced: KVIP_A_NAME, KVIP_A_PROTO, KVIP_A_FLAGS, KVIP_A_FRONTENDS and
+ * the options), KVIP_CMD_DEL_SERVICE (KVIP_A_NAME), KVIP_CMD_SET_ENDPOINTS
+ * (KVIP_A_NAME, KVIP_A_ENDPOINT_COUNT; endpoints are not repeated),
+ * KVIP_CMD_FLUSH (no attribute) and KVIP_CMD_SET_CONFIG (KVIP_A_CONFIG).
+ * Joining it needs no privilege, like reading.
+ *
  * Errors carry an extended ACK message naming the offending attribute:
  * ENOENT unknown service, EEXIST name/frontend/endpoint in use, EINVAL bad
  * family, address length, port 0, protocol or missing attribute, ERANGE
@@ -112,6 +181,12 @@
 #define KVIP_ENDPOINTS_MAX	65536	/* per service */
 #define KVIP_WEIGHT_MAX		65535
 #define KVIP_WEIGHT_DEFAULT	1
+#define KVIP_SOURCE_RANGES_MAX	64	/* per service */
+#define KVIP_CIDRS_MAX		64	/* per config list */
+#define KVIP_AFFINITY_TIMEOUT_DEFAULT	10800	/* seconds, as Kubernetes */
+#define KVIP_AFFINITY_TIMEOUT_MAX	86400
+
+#define KVIP_MCGRP_EVENTS	"events"
 
 enum kvip_cmd {
 	KVIP_CMD_UNSPEC,
@@ -121,6 +196,8 @@ enum kvip_cmd {
 	KVIP_CMD_SET_ENDPOINTS,
 	KVIP_CMD_FLUSH,
 	KVIP_CMD_REPLACE_SERVICE,
+	KVIP_CMD_SET_CONFIG,
+	KVIP_CMD_GET_CONFIG,
 	__KVIP_CMD_MAX
 };
 #define KVIP_CMD_MAX (__KVIP_CMD_MAX - 1)
@@ -136,13 +213,26 @@ enum kvip_attr {
 	KVIP_A_STATS,		/* nest: KVIP_STATS_A_*, replies only */
 	KVIP_A_SET_FLAGS,	/* u32: enum kvip_set_flags */
 	KVIP_A_ENDPOINT_COUNT,	/* u32: size of the endpoint set, replies only */
+	KVIP_A_AFFINITY_TIMEOUT, /* u32: seconds, with KVIP_SERVICE_F_AFFINITY */
+	KVIP_A_SOURCE_RANGES,	/* nest: list of nests of KVIP_CIDR_A_* */
+	KVIP_A_CONFIG,		/* nest: KVIP_CONFIG_A_* */
+	KVIP_A_AFFINITY,	/* nest: list of KVIP_AFFINITY_A_*, replies only */
+	KVIP_A_AFFINITY_COUNT,	/* u32: affinity entries in use, replies only */
 	__KVIP_A_LAST
 };
 #define KVIP_A_MAX (__KVIP_A_LAST - 1)
 
-/* No service flag is defined yet; any bit set is rejected. */
+/* Service options; unknown bits are rejected. */
 enum kvip_service_flags {
-	__KVIP_SERVICE_F_ALL = 0
+	KVIP_SERVICE_F_EXTERNAL_LOCAL	= 1U << 0,	/* externalTrafficPolicy: Local */
+	KVIP_SERVICE_F_INTERNAL_LOCAL	= 1U << 1,	/* internalTrafficPolicy: Local */
+	KVIP_SERVICE_F_AFFINITY		= 1U << 2,	/* sessionAffinity: ClientIP */
+	/*
+	 * Owned by a controller (kvipctl sync): it may change or delete the
+	 * service; nothing else should. The kernel only stores it.
+	 */
+	KVIP_SERVICE_F_MANAGED		= 1U << 3,
+	__KVIP_SERVICE_F_ALL		= (1U << 4) - 1
 };
 
 enum kvip_set_flags {
@@ -197,8 +287,58 @@ enum kvip_stats_attr {
 	KVIP_STATS_A_PAD,
 	KVIP_STATS_A_CONNS,	/* u64: new connections translated */
 	KVIP_STATS_A_REJECTS,	/* u64: new connections refused (service) */
+	KVIP_STATS_A_DROPS,	/* u64: new connections dropped (service): no
+				 * endpoint in the local pool, or a source
+				 * outside KVIP_A_SOURCE_RANGES */
 	__KVIP_STATS_A_LAST
 };
 #define KVIP_STATS_A_MAX (__KVIP_STATS_A_LAST - 1)
+
+/* An address prefix; the address's bits past the prefix must be zero. */
+enum kvip_cidr_attr {
+	KVIP_CIDR_A_UNSPEC,
+	KVIP_CIDR_A_FAMILY,	/* u16: AF_INET or AF_INET6 */
+	KVIP_CIDR_A_ADDR,	/* binary: 4 or 16 bytes, network order */
+	KVIP_CIDR_A_PREFIX,	/* u8: 0..32 or 0..128 */
+	__KVIP_CIDR_A_LAST
+};
+#define KVIP_CIDR_A_MAX (__KVIP_CIDR_A_LAST - 1)
+
+/* Per-netns settings (KVIP_CMD_SET_CONFIG / KVIP_CMD_GET_CONFIG). */
+enum kvip_config_attr {
+	KVIP_CONFIG_A_UNSPEC,
+	/*
+	 * nest: list of KVIP_CIDR_A_* nests. Node ports answer on the node's
+	 * local addresses inside these prefixes. Default (empty list): every
+	 * local address except loopback ones; a loopback address is only
+	 * used when a prefix names it (CVE-2020-8558). Addresses are checked
+	 * per packet, so changes of the node's addresses need no update.
+	 */
+	KVIP_CONFIG_A_NODEPORT_ADDRS,
+	/* nest: list of KVIP_CIDR_A_* nests: pod addresses. Default: none. */
+	KVIP_CONFIG_A_CLUSTER_CIDRS,
+	KVIP_CONFIG_A_MASQUERADE_ALL,	/* u8: 0 or 1, default 0 */
+	/*
+	 * u8: 0 or 1, default 0. Drop packets conntrack finds INVALID (e.g.
+	 * out-of-window TCP segments) when they are addressed to a frontend
+	 * or belong to a translated connection, so that they never reach an
+	 * endpoint untranslated.
+	 */
+	KVIP_CONFIG_A_DROP_INVALID,
+	__KVIP_CONFIG_A_LAST
+};
+#define KVIP_CONFIG_A_MAX (__KVIP_CONFIG_A_LAST - 1)
+
+/* A session affinity entry (replies only). */
+enum kvip_affinity_attr {
+	KVIP_AFFINITY_A_UNSPEC,
+	KVIP_AFFINITY_A_FAMILY,		/* u16: AF_INET or AF_INET6 */
+	KVIP_AFFINITY_A_CLIENT,		/* binary: client address */
+	KVIP_AFFINITY_A_ENDPOINT,	/* binary: endpoint address */
+	KVIP_AFFINITY_A_PORT,		/* u16: endpoint port, host order */
+	KVIP_AFFINITY_A_EXPIRES,	/* u32: milliseconds left */
+	__KVIP_AFFINITY_A_LAST
+};
+#define KVIP_AFFINITY_A_MAX (__KVIP_AFFINITY_A_LAST - 1)
 
 #endif /* _UAPI_LINUX_KVIP_H */
