@@ -36,7 +36,6 @@
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 readonly CYCLES=${KVIP_NETNS_CYCLES:-40}
-readonly BAD_LOG_RE='WARNING:|BUG[: ]|Oops|Call Trace|general protection|refcount_t:|list_(add|del) corruption|blocked for more than|stall'
 
 ktap_print_header
 kvip_require
@@ -45,16 +44,6 @@ ktap_set_plan 7
 t_setup=$SECONDS
 elapsed() { echo "t+$((SECONDS - t_setup))s"; }
 
-# kernel_log_clean SINCE-LINE: no warning in dmesg after line SINCE-LINE.
-# shellcheck disable=SC2317 # called through ktap_check
-kernel_log_clean() {
-	local bad
-	bad=$(dmesg | tail -n +$(($1 + 1)) | grep -E "$BAD_LOG_RE")
-	[[ -z "$bad" ]] && return 0
-	ktap_print_msg "kernel log: $bad"
-	return 1
-}
-log_lines() { dmesg | wc -l; }
 mark=$(log_lines)
 
 # --- baseline: dependencies loaded, kvip not ---

@@ -57,22 +57,11 @@ source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 readonly VIP=10.96.0.10 HOT_VIP=10.96.1.1 STABLE=default/stable
 readonly DURATION=${KVIP_STRESS_SECONDS:-10}
-readonly BAD_LOG_RE='WARNING:|BUG[: ]|Oops|Call Trace|general protection|refcount_t:|list_(add|del) corruption|blocked for more than|stall'
 
 ktap_print_header
 kvip_require
 ktap_set_plan 11
 
-# kernel_log_clean SINCE-LINE: no warning in dmesg after line SINCE-LINE.
-# shellcheck disable=SC2317 # called through ktap_check
-kernel_log_clean() {
-	local bad
-	bad=$(dmesg | tail -n +$(($1 + 1)) | grep -E "$BAD_LOG_RE")
-	[[ -z "$bad" ]] && return 0
-	ktap_print_msg "kernel log: $bad"
-	return 1
-}
-log_lines() { dmesg | wc -l; }
 mark=$(log_lines)
 
 t_setup=$SECONDS

@@ -800,3 +800,37 @@ kvip_mem_settle() {
 		nap 1
 	done
 }
+
+# Kernel log checks inside a test (run_tests checks the whole test too; these
+# pin a warning to a step). Same patterns as run_tests; memcg OOM reports,
+# which the limits test provokes on purpose, are filtered out first.
+KVIP_BAD_LOG_RE='WARNING:|BUG[: ]|Oops|Call Trace|KASAN|UBSAN|general protection|Kernel panic|kernel BUG|soft lockup|hard LOCKUP|rcu_.* self-detected stall|rcu: INFO|blocked for more than|list_(add|del) corruption|refcount_t:'
+
+# log_lines: the current length of the kernel log, a mark for kernel_log_clean.
+log_lines() { dmesg | wc -l; }
+
+# kernel_log_clean SINCE-LINE: no warning in dmesg after line SINCE-LINE.
+# shellcheck disable=SC2317 # called through ktap_check
+kernel_log_clean() {
+	local bad
+	bad=$(dmesg | tail -n +$(($1 + 1)) |
+		awk -f "$KVIP_SELFTESTS/strip_memcg_oom.awk" |
+		grep -E "$KVIP_BAD_LOG_RE")
+	[[ -z "$bad" ]] && return 0
+	ktap_print_msg "kernel log: $bad"
+	return 1
+}
+
+# check_spread [LABEL] N [MAX]: ktap checks on the replies of the last
+# client_run: every one of backend-1..backend-N answered and, given MAX, none
+# answered more than MAX times (tests use twice the fair share).
+check_spread() {
+	local label=${1:+$1: } n=$2 max=${3:-} want=() busiest i
+	for ((i = 1; i <= n; i++)); do want+=("backend-$i"); done
+	ktap_check "${label}all $n backends answer" "backends used: $(tally_keys)" \
+		[ "$(tally_keys)" = "$(sort_words "${want[@]}")" ]
+	[[ -n "$max" ]] || return 0
+	busiest=$(tally_max)
+	ktap_check "${label}no backend gets more than $max (2x fair share)" \
+		"busiest backend got $busiest" [ "$busiest" -le "$max" ]
+}
