@@ -392,8 +392,10 @@ static int kvip_frontends_set(struct kvip_net *kn, struct kvip_service *svc,
 			continue;
 		}
 		fe = kzalloc(sizeof(*fe), KVIP_GFP);
-		if (!fe)
+		if (!fe) {
+			err = -ENOMEM;
 			goto unwind;
+		}
 		fe->key = key;
 		fe->type = spec[i].type;
 		fe->svc = svc;

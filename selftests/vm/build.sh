@@ -2,6 +2,13 @@
 # Build the guest boot artifacts for selftests/vm-run:
 #
 #   selftests/vm/build.sh KVER OUTDIR
+#   selftests/vm/build.sh --debug BUILDDIR OUTDIR
+#
+# --debug boots a kernel built from source (scripts/debug-kernel.sh): its
+# bzImage, and its module tree (modules_install into
+# OUTDIR/modroot: modules.builtin, modules.dep, the few =m modules), which
+# the initramfs carries in /lib/modules and init copies into the guest's
+# root, so that modprobe works for it as for a Debian kernel.
 #
 # OUTDIR/kernel      the kernel QEMU boots: the uncompressed vmlinux when it
 #                    carries a PVH entry note (boots ~2x faster under TCG than
@@ -63,6 +70,7 @@ copy_module() {
 build_modules() {
 	local kver="$1" root="$2" mod line path name
 	local -A seen=()
+	local -a modprobe=(modprobe ${MODROOT:+-d "$MODROOT"} -S "$kver")
 	mkdir -p "$root/modules"
 	: >"$root/modules/order"
 	for mod in "${BOOT_MODULES[@]}"; do
@@ -76,7 +84,7 @@ build_modules() {
 			seen[$name]=1
 			copy_module "$path" "$root/modules/$name"
 			echo "$name" >>"$root/modules/order"
-		done < <(modprobe -S "$kver" --show-depends "$mod" || die "modprobe cannot resolve $mod for $kver")
+		done < <("${modprobe[@]}" --show-depends "$mod" || die "modprobe cannot resolve $mod for $kver")
 	done
 }
 
@@ -95,17 +103,48 @@ build_initramfs() {
 	install -m 755 "$HERE/init" "$root/init"
 	install -m 755 "$HERE/stage2" "$root/stage2"
 	build_modules "$kver" "$root"
+	if [[ -n "${MODROOT:-}" ]]; then
+		mkdir -p "$root/lib/modules"
+		cp -a "$MODROOT/lib/modules/$kver" "$root/lib/modules/"
+		# Host paths, meaningless in the guest.
+		rm -f "$root/lib/modules/$kver/build" "$root/lib/modules/$kver/source"
+	fi
 
 	(cd "$root" && find . -print0 | LC_ALL=C sort -z |
 		cpio --null -o -H newc -R 0:0 --quiet) >"$out.tmp"
 	mv "$out.tmp" "$out"
 }
 
+# The kernel and module tree of a source build (--debug BUILDDIR).
+build_debug_kernel() {
+	local build="$1" outdir="$2" kver
+	kver="$(cat "$build/include/config/kernel.release")" || die "no kernel release in $build"
+	# The bzImage: this KASAN kernel's vmlinux triple-faults at once when
+	# QEMU enters it through its PVH note (6.1.192, QEMU 7.2).
+	cp "$build/arch/x86/boot/bzImage" "$outdir/kernel.tmp"
+	mv "$outdir/kernel.tmp" "$outdir/kernel"
+	MODROOT="$outdir/modroot"
+	rm -rf "$MODROOT"
+	make -C "$build" -s INSTALL_MOD_PATH="$MODROOT" INSTALL_MOD_STRIP=1 \
+		modules_install >/dev/null || die "modules_install for $build failed"
+	depmod -b "$MODROOT" "$kver"
+	echo "$kver"
+}
+
 main() {
-	(($# == 2)) || die "usage: build.sh KVER OUTDIR"
-	local kver="$1" outdir="$2"
-	mkdir -p "$outdir"
-	build_kernel "$kver" "$outdir/kernel"
+	local kver outdir
+	if [[ "${1:-}" == --debug ]]; then
+		(($# == 3)) || die "usage: build.sh --debug BUILDDIR OUTDIR"
+		outdir="$3"
+		mkdir -p "$outdir"
+		kver="$(build_debug_kernel "$2" "$outdir")"
+		MODROOT="$outdir/modroot"
+	else
+		(($# == 2)) || die "usage: build.sh KVER OUTDIR | --debug BUILDDIR OUTDIR"
+		kver="$1" outdir="$2"
+		mkdir -p "$outdir"
+		build_kernel "$kver" "$outdir/kernel"
+	fi
 	build_initramfs "$kver" "$outdir/initramfs"
 }
 
