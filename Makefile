@@ -9,6 +9,12 @@
 #   make dkms-install    register this tree with DKMS, build and install
 #   make debug-kernel    build (once, cached in ~/.cache/kvip) the KASAN/
 #                        lockdep/kmemleak guest kernel for reliability runs
+#   make bench           kvip vs kube-proxy iptables/nftables and IPVS in the
+#                        QEMU guest (BENCHMARKS.md); QUICK=1: smoke run (make check)
+#   make bench-profile   perf profile of kvip's control plane and first packet
+#   make check-debug     selftests, fuzzer, stress, fault injection and a
+#                        kmemleak scan on that kernel (skipped if not built)
+#   make flavours        W=1 builds for the PREEMPT_RT and cloud flavours
 #
 # KVER= / KDIR= select the kernel (default: scripts/kernel.sh).
 
@@ -21,7 +27,9 @@ DKMS_SRC := /usr/src/kvip-$(VERSION)
 KBUILD := $(MAKE) -C $(KDIR) M=$(CURDIR)/kmod
 
 .PHONY: all module tools clean install module-install dkms-install \
-	dkms-check lint checkpatch check unit selftests demo deps debug-kernel
+	dkms-check lint checkpatch check unit selftests demo deps debug-kernel \
+	bench bench-quick bench-profile \
+	check-debug flavours
 
 all: module tools
 
@@ -80,11 +88,49 @@ unit: tools
 selftests: all
 	selftests/check
 
-check: all lint unit dkms-check
+check: all lint flavours unit dkms-check
 	selftests/check
+	$(MAKE) bench-quick
 
 demo: all
 	selftests/vm-run -- selftests/demo.sh
 
 debug-kernel: deps
 	scripts/debug-kernel.sh
+
+# Benchmarks are not tests: they print numbers; only QUICK=1 (the smoke
+# run make check does) fails, when a contender forwarded no traffic.
+bench: all
+	QUICK=$(QUICK) bench/bench.sh
+
+bench-quick: all
+	QUICK=1 bench/bench.sh
+
+bench-profile: all
+	bench/bench.sh --profile
+
+check-debug: all
+	scripts/check-debug.sh
+
+# The module for Debian's PREEMPT_RT and cloud flavours of $(KVER), with
+# W=1 and no warning allowed. Built from copies in .build-flavours/: kmod/
+# keeps the objects of the $(KVER) build.
+FLAVOURS := rt-amd64 cloud-amd64
+FLAVOUR_SRC := kmod/Kbuild $(filter-out kmod/kvip.mod.c,$(wildcard kmod/*.c kmod/*.h))
+
+flavours: deps
+	@test -n "$(KVER)" || { scripts/kernel.sh; exit 1; }
+	@case "$(KVER)" in *-amd64) ;; *) echo "flavours: $(KVER) is not a Debian -amd64 kernel"; exit 1 ;; esac
+	@set -e; for f in $(FLAVOURS); do \
+		kver=$(KVER:-amd64=)-$$f; out=.build-flavours/$$f; \
+		test -e /lib/modules/$$kver/build/Makefile || \
+			{ echo "flavours: no headers for $$kver (run scripts/deps.sh)"; exit 1; }; \
+		rm -rf $$out; mkdir -p $$out/kmod $$out/include/uapi/linux; \
+		cp $(FLAVOUR_SRC) $$out/kmod/; \
+		cp include/uapi/linux/kvip.h $$out/include/uapi/linux/; \
+		$(MAKE) -s -C /lib/modules/$$kver/build M=$(CURDIR)/$$out/kmod W=1 \
+			modules >$$out/build.log 2>&1 || { cat $$out/build.log; exit 1; }; \
+		if grep -E 'warning|error' $$out/build.log; then \
+			echo "flavours: W=1 warnings for $$kver"; exit 1; fi; \
+		echo "flavours: $$kver: W=1 clean"; \
+	done

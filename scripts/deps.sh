@@ -10,6 +10,8 @@ set -euo pipefail
 PACKAGES=(
 	# Target kernel: the meta packages pull the current Debian image+headers.
 	linux-image-amd64 linux-headers-amd64
+	# The same release's PREEMPT_RT and cloud flavours (make flavours).
+	linux-headers-rt-amd64 linux-headers-cloud-amd64
 	# VM harness (selftests/vm-run).
 	qemu-system-x86 busybox-static cpio xz-utils file kmod util-linux
 	# kvipctl build.
@@ -19,6 +21,8 @@ PACKAGES=(
 	clang libclang-rt-14-dev
 	# Tooling used inside tests (the guest sees the host's rootfs).
 	iproute2 socat conntrack curl python3 nftables iptables libcap2-bin
+	# make bench: the IPVS contender, throughput, plots, profiles.
+	ipvsadm iperf3 gnuplot-nox linux-perf
 	# Module packaging and static checks (checkpatch.pl comes from the
 	# linux-source tarball in /usr/src).
 	dkms sparse linux-source-6.1

@@ -1,0 +1,101 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# bench.sh - `make bench`: kvip against kube-proxy's iptables and nftables
+# rule shapes and IPVS, plus the floor (one static DNAT rule) and the
+# ceiling (forwarding without conntrack), all in the same QEMU guest run.
+#
+#   bench/bench.sh            full: N = 1, 1k, 10k, 100k; 3 repetitions
+#   QUICK=1 bench/bench.sh    smoke (make check): N = 1, 1k; 1 repetition,
+#                             short runs; fails if a contender forwarded nothing
+#   bench/bench.sh --profile  perf profile of kvip at N = BENCH_PROFILE_N
+#                             (100000) into bench/results/profile/
+#
+# Environment: BENCH_SIZES="1 1000 ...", BENCH_REPS=N, BENCH_OUT=DIR,
+# KVIP_BENCH_CONTENDERS="kvip nftables ..." (subset), KVIP_BENCH_PROFILE=
+# PATH-PREFIX (perf record of kvip's load and UDP run, in the guest).
+# Results: bench/results/<date>/ (quick: bench/results/quick/): raw.csv
+# (every repetition), results.csv (medians, ranges), results.md, *.png.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd -P)
+cd "$REPO"
+QUICK=${QUICK:-0}
+[[ "$QUICK" == 0 || -z "$QUICK" ]] && QUICK=0 || QUICK=1
+if ((QUICK)); then
+	SIZES=${BENCH_SIZES:-"1 1000"}
+	REPS=${BENCH_REPS:-1}
+	OUT=${BENCH_OUT:-bench/results/quick}
+	TIMEOUT=${BENCH_VM_TIMEOUT:-600}
+else
+	SIZES=${BENCH_SIZES:-"1 1000 10000 100000"}
+	REPS=${BENCH_REPS:-3}
+	OUT=${BENCH_OUT:-bench/results/$(date +%Y-%m-%d)}
+	TIMEOUT=${BENCH_VM_TIMEOUT:-14400}
+fi
+
+# Traffic generator (C: python is far too slow under TCG).
+mkdir -p bench/.build
+if [[ ! bench/.build/kvbench -nt bench/kvbench.c ]]; then
+	gcc -O2 -Wall -Wextra -Werror -o bench/.build/kvbench bench/kvbench.c
+fi
+
+# Rule sets, generated natively on the host (cached: 100k services make
+# ~1 GB of iptables/nft text).
+stamp=$(sha256sum bench/gen.py | cut -c1-16)
+[[ "${1:-}" == --profile ]] && SIZES=${BENCH_PROFILE_N:-100000}
+for n in $SIZES; do
+	d=bench/.gen/$n
+	if [[ "$(cat "$d/stamp" 2>/dev/null)" != "$stamp" ]]; then
+		echo "bench: generating rules for N=$n" >&2
+		rm -rf "$d"
+		nice python3 bench/gen.py "$n" "$d"
+		echo "$stamp" >"$d/stamp"
+	fi
+done
+
+export KVIP_VM_APPEND="${KVIP_VM_APPEND:-} slub_debug=-"
+if [[ "${1:-}" == --profile ]]; then
+	OUT=bench/results/profile
+	rm -rf "$OUT"
+	mkdir -p "$OUT"
+	nice selftests/vm-run --timeout "$TIMEOUT" -- \
+		bench/profile.sh "$OUT" bench/.gen "${BENCH_PROFILE_N:-100000}"
+	exit
+fi
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+{
+	echo "# date: $(date -Is)"
+	echo "# host: $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), load $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "# kvip: $(git describe --always --dirty 2>/dev/null || echo unknown)"
+	echo "# sizes: $SIZES; repetitions: $REPS; quick: $QUICK"
+} >"$OUT/raw.csv.info"
+echo "rep,n,contender,metric,value" >"$OUT/raw.csv"
+
+# The guest runs without slub_debug (set above: it is for the selftests;
+# it would inflate every allocation and its cost).
+export KVIP_BENCH_QUICK=$QUICK
+rc=0
+for ((rep = 1; rep <= REPS; rep++)); do
+	echo "bench: repetition $rep/$REPS, N = $SIZES" >&2
+	# shellcheck disable=SC2086 # SIZES is a list
+	nice selftests/vm-run --timeout "$TIMEOUT" -- \
+		bench/run.sh "$OUT/raw.csv" bench/.gen "$rep" $SIZES || rc=$?
+	# The guest's wall clock must agree with the host's (see run.sh).
+	gend=$(awk -F, -v r="$rep" '$1 == r && $4 == "clock_end" { print $5 }' "$OUT/raw.csv")
+	if [[ -n "$gend" ]] && awk -v g="$gend" -v h="$(date +%s.%N)" 'BEGIN { d = g - h; exit !(d > 60 || d < -120) }'; then
+		echo "bench: WARNING: repetition $rep: the guest clock ran off the host's (TSC mis-calibrated at boot on an overloaded host): its rates are wrong" >&2
+		echo "# repetition $rep: guest clock off by $(awk -v g="$gend" -v h="$(date +%s.%N)" 'BEGIN { printf "%.0f", g - h }') s: discard it" >>"$OUT/raw.csv.info"
+	fi
+	if ((rc != 0)); then
+		echo "bench: repetition $rep failed (exit $rc)" >&2
+		break
+	fi
+done
+python3 bench/summarize.py "$OUT"
+if ((rc != 0)); then
+	((rc == 3)) && echo "bench: FAIL: a contender forwarded no traffic (see above)" >&2
+	exit 1
+fi

@@ -1,0 +1,493 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# run.sh - the benchmark driver, run as root inside the QEMU guest by
+# bench/bench.sh (selftests/vm-run). Never run it on a host: it creates
+# network namespaces and loads modules.
+#
+#   bench/run.sh OUT.csv GENDIR REP SIZE...
+#
+# For each SIZE (GENDIR/SIZE holds bench/gen.py's files) and each
+# contender, in one pass: program the table from empty (time, kernel
+# memory), new UDP flows/s spread over all services (+ CPU time), TCP
+# connects/s with p50/p99 latency, one iperf3 stream, one endpoint change
+# (command to the first packet at the new endpoint), delete all. The floor
+# (one static DNAT rule) runs at the first size, the ceiling (forwarding
+# to the endpoints without conntrack) at every size. Rows: rep,n,contender,metric,value.
+#
+# Topology (all in namespaces of this guest, which has no NIC):
+#
+#   client 192.168.0.2 ──veth── node 192.168.0.1 | 172.16.0.1 ──veth── backend 172.16.0.2
+#   (kvbench udpgen, raw       (the contender's    (every endpoint address:
+#    socket, fresh 5-tuples)     rules, forwarding)  local 10.127/16, 10.128/9 on lo;
+#                                                    kvbench sinks, iperf3 -s)
+set -u
+
+OUT=$1 GEN=$2 REP=$3
+shift 3
+SIZES=("$@")
+REPO=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd -P)
+KVIPCTL=$REPO/tools/kvipctl/kvipctl
+KVIP_KO=$REPO/kmod/kvip.ko
+KVBENCH=${KVBENCH:-$REPO/bench/.build/kvbench}
+QUICK=${KVIP_BENCH_QUICK:-0}
+CONTENDERS=${KVIP_BENCH_CONTENDERS:-kvip iptables nftables ipvs}
+LOAD_TIMEOUT=${KVIP_BENCH_LOAD_TIMEOUT:-600}
+PROFILE=${KVIP_BENCH_PROFILE:-}
+if ((QUICK)); then
+	UDP_SLICE=0.4 TCP_T=1 IPERF_T=1
+else
+	UDP_SLICE=${KVIP_BENCH_UDP_SLICE:-2} TCP_T=${KVIP_BENCH_TCP_T:-5} IPERF_T=${KVIP_BENCH_IPERF_T:-4}
+fi
+C=bench-client N=bench-node B=bench-backend
+TMP=$(mktemp -d)
+declare -A FAILED_AT=()
+
+# Every exec costs a lot under TCG (and more on a loaded host): the
+# measuring code sticks to bash builtins; derived numbers are computed on
+# the host by summarize.py.
+log() { printf '# [%(%T)T] %s\n' -1 "$*" >&2; }
+row() { echo "$REP,$1,$2,$3,$4" >>"$OUT"; }
+now_us() { local t=${EPOCHREALTIME/[.,]/}; echo "$t"; }
+# secs US: microseconds as seconds
+secs() { printf '%d.%06d' $(($1 / 1000000)) $(($1 % 1000000)); }
+exec {NAP_FD}<> <(:)
+nap() { read -r -t "$1" -u "$NAP_FD"; return 0; }
+# nsx NETNS CMD...: nsenter is much cheaper than `ip netns exec` (no
+# sysfs remount), and nothing here needs a netns-specific /sys.
+nsx() { local ns=$1; shift; nsenter --net=/run/netns/"$ns" "$@"; }
+
+# -------------------------------------------------------------- set-up --
+
+setup_guest() {
+	local deps
+	deps=$(modinfo -F depends "$KVIP_KO")
+	modprobe -a ${deps//,/ } nf_conntrack nf_nat veth dummy ip_tables iptable_nat \
+		nf_tables nft_chain_nat nft_numgen nft_fib_ipv4 xt_statistic xt_comment \
+		xt_mark xt_addrtype xt_MASQUERADE nf_nat_ftp 2>/dev/null
+	modprobe ip_vs conn_tab_bits=18 && modprobe -a ip_vs_rr
+	insmod "$KVIP_KO" || { log "insmod kvip failed"; exit 1; }
+	modprobe nf_conntrack hashsize=262144 2>/dev/null
+	sysctl -qw net.netfilter.nf_conntrack_max=2000000 net.netfilter.nf_conntrack_buckets=262144 \
+		net.core.rmem_max=16777216 net.core.netdev_max_backlog=10000 2>/dev/null
+	sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+}
+
+setup_topology() {
+	ip netns del $C 2>/dev/null; ip netns del $N 2>/dev/null; ip netns del $B 2>/dev/null
+	ip -batch - <<-EOF || return 1
+	netns add $C
+	netns add $N
+	netns add $B
+	EOF
+	ip -n $N -batch - <<-EOF || return 1
+	link set lo up
+	link add veth-c type veth peer name eth0 netns $C
+	link add veth-b type veth peer name eth0 netns $B
+	addr add 192.168.0.1/16 dev veth-c
+	addr add 172.16.0.1/30 dev veth-b
+	link set veth-c up
+	link set veth-b up
+	route add 10.128.0.0/9 via 172.16.0.2
+	route add 10.127.0.0/16 via 172.16.0.2
+	EOF
+	ip -n $C -batch - <<-EOF || return 1
+	link set lo up
+	addr add 192.168.0.2/16 dev eth0
+	link set eth0 up
+	route add default via 192.168.0.1
+	EOF
+	ip -n $B -batch - <<-EOF || return 1
+	link set lo up
+	addr add 172.16.0.2/30 dev eth0
+	link set eth0 up
+	route add default via 172.16.0.1
+	route add local 10.128.0.0/9 dev lo
+	route add local 10.127.0.0/16 dev lo
+	EOF
+	nsx $N sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
+		net.ipv4.conf.veth-c.rp_filter=0 net.ipv4.conf.all.send_redirects=0 \
+		net.ipv4.vs.conntrack=1 2>/dev/null
+	nsx $C sysctl -qw net.ipv4.ip_local_port_range="1024 65000"
+	nsx $B sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096
+}
+
+start_servers() {
+	nsenter --net=/run/netns/$B "$KVBENCH" tcpsink --port 8080 >/dev/null &
+	TCPSINK=$!
+	nsx $B iperf3 -s -D -p 5201 -I "$TMP/iperf3.pid" >/dev/null 2>&1
+	nap 0.3
+}
+
+# ---------------------------------------------------- kernel memory ----
+
+# mem_snapshot VAR: SUnreclaim, Percpu, VmallocUsed (KiB) after dropping
+# caches and shrinking slabs.
+mem_snapshot() {
+	local -n _m=$1
+	local k v rest f
+	if ((!QUICK)); then
+		echo 3 >/proc/sys/vm/drop_caches
+		for f in /sys/kernel/slab/*/shrink; do echo 1 >"$f"; done 2>/dev/null
+		sleep 1	# RCU-deferred frees
+	fi
+	while read -r k v rest; do
+		case $k in
+		SUnreclaim:) _m["sunreclaim"]=$v ;;
+		Percpu:) _m["percpu"]=$v ;;
+		VmallocUsed:) _m["vmalloc"]=$v ;;
+		esac
+	done </proc/meminfo
+	_m["cg"]=0
+	[[ -f /sys/fs/cgroup/bench-load/memory.stat ]] &&
+		while read -r k v; do
+			[[ $k == kernel ]] && _m["cg"]=$v
+		done </sys/fs/cgroup/bench-load/memory.stat
+}
+
+setup_memcg() {
+	echo +memory >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+	mkdir -p /sys/fs/cgroup/bench-load 2>/dev/null
+}
+
+# in_memcg CMD...: run CMD in the bench-load cgroup (its kernel memory,
+# charged with __GFP_ACCOUNT, is then visible there).
+in_memcg() {
+	echo "$BASHPID" >/sys/fs/cgroup/bench-load/cgroup.procs 2>/dev/null
+	"$@"
+}
+
+# timed FUNC ARGS...: FUNC (load, change, unload) in a shell killed after
+# LOAD_TIMEOUT seconds; errors in $TMP/err.
+timed() {
+	timeout "$LOAD_TIMEOUT" bash -c "$(declare -f load change unload in_memcg nsx)
+N=$N C=$C B=$B KVIPCTL=$KVIPCTL; \"\$@\"" timed "$@" >/dev/null 2>"$TMP/err"
+}
+
+# ----------------------------------------------------- the contenders ----
+
+# load CONTENDER DIR: program everything from empty (in node netns).
+load() {
+	local c=$1 d=$2
+	case $c in
+	kvip) nsx $N "$KVIPCTL" -batch "$d/kvip.batch" ;;
+	kvip-noeps) nsx $N "$KVIPCTL" -batch "$d/kvip-noeps.batch" ;;
+	iptables) nsx $N iptables-nft-restore "$d/iptables.rules" ;;
+	nftables) nsx $N nft -f "$d/nft.rules" ;;
+	ipvs)
+		ip -n $N link add kube-ipvs0 type dummy &&
+		ip -n $N -batch "$d/ipvs-addr.batch" &&
+		nsx $N ipvsadm -R <"$d/ipvs.rules" &&
+		# kube-proxy's IPVS mode keeps iptables (masquerade marks): conntrack is on.
+		nsx $N iptables-nft-restore "$d/iptables-flush.rules" &&
+		nsx $N iptables-nft -t nat -A POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE
+		;;
+	floor) nsx $N iptables-nft-restore "$d/floor.rules" ;;
+	ceiling) true ;;
+	esac
+}
+
+# change CONTENDER DIR: one endpoint change of svc-0, as a single command
+# (no shell around it: its exec is part of what is measured).
+change() {
+	local c=$1 d=$2 ns=--net=/run/netns/$N
+	case $c in
+	kvip)
+		# shellcheck disable=SC2046 # the file holds kvipctl's arguments
+		timeout "$LOAD_TIMEOUT" nsenter $ns "$KVIPCTL" $(<"$d/kvip-change") ;;
+	iptables) timeout "$LOAD_TIMEOUT" nsenter $ns iptables-nft-restore "$d/iptables-change.rules" ;;
+	iptables-partial) timeout "$LOAD_TIMEOUT" nsenter $ns iptables-nft-restore --noflush "$d/iptables-change-partial.rules" ;;
+	nftables) timeout "$LOAD_TIMEOUT" nsenter $ns nft -f "$d/nft-change.rules" ;;
+	ipvs) timeout "$LOAD_TIMEOUT" nsenter $ns ipvsadm -R <"$d/ipvs-change.rules" ;;
+	esac
+}
+
+unload() {
+	local c=$1 d=$2
+	case $c in
+	kvip | kvip-noeps) nsx $N "$KVIPCTL" flush ;;
+	iptables | floor) nsx $N iptables-nft-restore "$d/iptables-flush.rules" ;;
+	nftables) nsx $N nft delete table ip kube-proxy ;;
+	ipvs)
+		nsx $N ipvsadm -C &&
+		ip -n $N link del kube-ipvs0 &&
+		nsx $N iptables-nft -t nat -F POSTROUTING
+		;;
+	ceiling) true ;;
+	esac
+}
+
+# Leave the node netns clean whatever happened (a load may have been
+# killed half-way).
+scrub() {
+	nsx $N "$KVIPCTL" flush >/dev/null 2>&1
+	nsx $N nft flush ruleset >/dev/null 2>&1
+	nsx $N iptables-legacy -t nat -F >/dev/null 2>&1
+	nsx $N ipvsadm -C >/dev/null 2>&1
+	ip -n $N link del kube-ipvs0 >/dev/null 2>&1
+	nsx $N conntrack -F >/dev/null 2>&1
+}
+
+# Where the probes go: VIPs, or the endpoints themselves for the ceiling.
+targets() {
+	local c=$1 n=$2
+	if [[ $c == ceiling ]]; then
+		UDP_ARGS=(--dst 10.128.0.0 --n "$n" --stride 16 --width 10 --port 5353)
+		TCP_DST=10.127.0.1 TCP_PORT=8080 IPERF_DST=10.127.1.1
+	elif [[ $c == floor ]]; then
+		UDP_ARGS=(--dst 10.96.0.1 --n 1 --port 53)
+		TCP_DST=10.95.0.1 TCP_PORT=80 IPERF_DST=10.95.0.2
+	else
+		UDP_ARGS=(--dst 10.96.0.1 --n "$n" --port 53)
+		TCP_DST=10.95.0.1 TCP_PORT=80 IPERF_DST=10.95.0.2
+	fi
+}
+
+# cpu_times ARRAY: system, softirq and total jiffies of all CPUs.
+cpu_times() {
+	local -n _t=$1
+	local u ni sy id io irq si st rest
+	read -r _ u ni sy id io irq si st rest </proc/stat
+	_t=("$sy" "$si" $((u + ni + sy + id + io + irq + si + st)))
+}
+
+# wait_file FILE WORD [TRIES]: until FILE contains WORD (0.1 s polls).
+wait_file() {
+	local i c
+	for ((i = 0; i < ${3:-50}; i++)); do
+		[[ -s $1 ]] && c=$(<"$1") && [[ $c == *"$2"* ]] && return 0
+		nap 0.1
+	done
+	return 1
+}
+
+# kv LINE KEY: the value of KEY=VALUE in LINE.
+kv() {
+	local v=${1#*"$2"=}
+	[[ $v == "$1" ]] && return 1
+	echo "${v%% *}"
+}
+
+FLOW_OFFSET=0
+measure_udp() {
+	local n=$1 c=$2 sink out recv sent=0 s0 s1
+	: >"$TMP/sink"
+	# nsenter, not nsx: $! must be the sink itself, not a subshell.
+	nsenter --net=/run/netns/$B "$KVBENCH" udpsink --port 5353 >"$TMP/sink" &
+	sink=$!
+	wait_file "$TMP/sink" ready
+	# Warm-up: the first conntrack and NAT allocations, caches.
+	nsx $C "$KVBENCH" udpgen "${UDP_ARGS[@]}" --count 200 --offset $((FLOW_OFFSET += 1000000)) >/dev/null
+	nsx $N conntrack -F >/dev/null 2>&1
+	# Three slices: the host is shared, so the best slice is the least
+	# disturbed one (summarize.py takes it; sent == received in practice,
+	# the sender's CPU does the whole forwarding in softirq).
+	cpu_times s0
+	local i o
+	out=""
+	for i in 1 2 3; do
+		o=$(nsx $C "$KVBENCH" udpgen "${UDP_ARGS[@]}" --duration "$UDP_SLICE" \
+			--offset $((FLOW_OFFSET += 1000000)) --seed "$RANDOM")
+		row "$n" "$c" "udp_slice${i}_sent" "$(kv "$o" sent)"
+		row "$n" "$c" "udp_slice${i}_elapsed" "$(kv "$o" elapsed)"
+		sent=$((${sent:-0} + $(kv "$o" sent)))
+		out="$o"
+	done
+	cpu_times s1
+	nap 0.3
+	kill -TERM "$sink"
+	wait "$sink" 2>/dev/null
+	recv=$(kv "$(<"$TMP/sink")" received) || recv=0
+	recv=$((recv > 200 ? recv - 200 : 0))	# the warm-up's datagrams
+	row "$n" "$c" udp_sent "$sent"
+	row "$n" "$c" udp_received "$recv"
+	row "$n" "$c" cpu_sys_jiffies $((s1[0] - s0[0]))
+	row "$n" "$c" cpu_softirq_jiffies $((s1[1] - s0[1]))
+	row "$n" "$c" cpu_total_jiffies $((s1[2] - s0[2]))
+	nsx $N conntrack -F >/dev/null 2>&1
+	UDP_RECV=$recv
+}
+
+measure_tcp() {
+	local n=$1 c=$2 out k
+	out=$(nsx $C "$KVBENCH" tcpconn --dst "$TCP_DST" --port "$TCP_PORT" --duration "$TCP_T")
+	TCP_CONNS=$(kv "$out" conns) || TCP_CONNS=0
+	row "$n" "$c" tcp_conns "$TCP_CONNS"
+	for k in failed elapsed p50_us p99_us; do
+		row "$n" "$c" "tcp_$k" "$(kv "$out" $k)"
+	done
+	nsx $N conntrack -F >/dev/null 2>&1
+}
+
+measure_iperf() {
+	local n=$1 c=$2 line mbps=0
+	while read -r line; do
+		[[ $line == *receiver* ]] || continue
+		line=${line% Mbits/sec*}
+		mbps=${line##* }
+	done < <(nsx $C iperf3 -c "$IPERF_DST" -p 5201 -t "$IPERF_T" -f m 2>/dev/null)
+	row "$n" "$c" iperf_mbps "$mbps"
+}
+
+# Command to the first datagram at the new endpoint, while a prober sends
+# a new flow to svc-0 every ~2 ms.
+measure_change() {
+	local n=$1 c=$2 d=$3 w p t0 t1 first rc new=10.255.255.254
+	[[ $c == iptables-partial ]] && new=10.255.255.253
+	: >"$TMP/first"
+	nsenter --net=/run/netns/$B "$KVBENCH" udpsink --bind $new --port 5353 --first >"$TMP/first" &
+	w=$!
+	nsenter --net=/run/netns/$C "$KVBENCH" udpgen --dst 10.96.0.1 --port 53 --interval-us 2000 \
+		--duration 900 --offset $((FLOW_OFFSET += 1000000)) >/dev/null &
+	p=$!
+	wait_file "$TMP/first" ready
+	nap 0.3
+	t0=$(now_us)
+	change "$c" "$d" >/dev/null 2>"$TMP/err"
+	rc=$?
+	t1=$(now_us)
+	wait_file "$TMP/first" first 100
+	kill "$p" "$w" 2>/dev/null
+	wait "$p" "$w" 2>/dev/null
+	first=$(kv "$(<"$TMP/first")" first) || first=""
+	if ((rc == 0)); then
+		row "$n" "$c" change_cmd_s "$(secs $((t1 - t0)))"
+	else
+		row "$n" "$c" change_cmd_s NA
+		log "$c N=$n: endpoint change failed (rc $rc): $(head -c 300 "$TMP/err")"
+	fi
+	if ((rc == 0)) && [[ -n $first ]]; then
+		first=${first/./}
+		row "$n" "$c" change_to_packet_s "$(secs $((10#$first - t0)))"
+	else
+		row "$n" "$c" change_to_packet_s NA
+	fi
+}
+
+# ------------------------------------------------------------ one run ----
+
+run_one() {
+	local c=$1 n=$2 d=$3 t0 t1 rc
+	declare -A m0=() m1=()
+	scrub
+	log "$c N=$n: load"
+	mem_snapshot m0
+	t0=$(now_us)
+	if [[ -n $PROFILE && $c == kvip ]]; then
+		perf record -a -g -e cpu-clock -F 499 -o "$PROFILE.load.$n.data" -- \
+			bash -c "$(declare -f timed load change unload in_memcg nsx); C=$C B=$B LOAD_TIMEOUT=$LOAD_TIMEOUT TMP=$TMP N=$N KVIPCTL=$KVIPCTL timed in_memcg load $c $d" >/dev/null 2>&1
+		rc=$?
+	else
+		timed in_memcg load "$c" "$d"
+		rc=$?
+	fi
+	t1=$(now_us)
+	if ((rc != 0)); then
+		local why="failed (exit $rc)"
+		((rc == 124)) && why="did not load within ${LOAD_TIMEOUT}s"
+		log "$c N=$n: $why: $(head -c 300 "$TMP/err")"
+		row "$n" "$c" load_s "NA"
+		row "$n" "$c" status "$why"
+		FAILED_AT[$c]=$n
+		scrub
+		return
+	fi
+	row "$n" "$c" load_s "$(secs $((t1 - t0)))"
+	row "$n" "$c" status ok
+	mem_snapshot m1
+	local k
+	for k in sunreclaim percpu vmalloc; do
+		row "$n" "$c" "mem_${k}_kib" $((m1[$k] - m0[$k]))
+	done
+	row "$n" "$c" mem_cg_kernel_b $((m1[cg] - m0[cg]))
+	if [[ $c == kvip-noeps ]]; then
+		unload "$c" "$d" >/dev/null 2>&1
+		return
+	fi
+
+	targets "$c" "$n"
+	log "$c N=$n: traffic"
+	if [[ -n $PROFILE && $c == kvip ]]; then
+		perf record -a -g -e cpu-clock -F 499 -o "$PROFILE.udp.$n.data" -- sleep 3 >/dev/null 2>&1 &
+		nap 1
+		local pp=$!
+		measure_udp "$n" "$c"
+		wait "$pp"
+	else
+		measure_udp "$n" "$c"
+	fi
+	measure_tcp "$n" "$c"
+	# Throughput does not depend on N; the smoke test checks it once.
+	((QUICK && n > 1)) || measure_iperf "$n" "$c"
+	if ((QUICK)) && ((UDP_RECV == 0 || TCP_CONNS == 0)); then
+		log "FAIL: $c N=$n forwarded no traffic (udp $UDP_RECV, tcp $TCP_CONNS)"
+		SMOKE_FAIL=1
+	fi
+	if ((QUICK)) && [[ $c == iptables ]]; then
+		# A full iptables-restore takes a minute under TCG already at
+		# N=1000: the smoke test does only kube-proxy's partial one.
+		((n == 1)) && measure_change "$n" iptables-partial "$d"
+	elif [[ $c != floor && $c != ceiling ]] && ((!QUICK || n == 1)); then
+		measure_change "$n" "$c" "$d"
+		if [[ $c == iptables ]] && ((!QUICK)); then
+			# kube-proxy >= 1.27 rewrites only the changed chains: the
+			# same service again, .254 -> .253.
+			measure_change "$n" iptables-partial "$d"
+		fi
+	fi
+	t0=$(now_us)
+	timed unload "$c" "$d"
+	rc=$?
+	t1=$(now_us)
+	row "$n" "$c" delete_s "$( ((rc == 0)) && secs $((t1 - t0)) || echo NA)"
+}
+
+SMOKE_FAIL=0
+# The guest's clock, for bench.sh to compare with the host's: TCG guests
+# calibrate the TSC at boot, and on a badly overloaded host that can go
+# wrong (the guest clock then runs several times too fast, and every rate
+# with it).
+row 0 guest clock_start "$(secs "$(now_us)")"
+setup_guest
+setup_memcg
+setup_topology || { log "topology failed"; exit 1; }
+start_servers
+{
+	echo "# guest: $(uname -r), $(nproc) CPUs, $(grep MemTotal /proc/meminfo), cmdline: $(cat /proc/cmdline)"
+} >>"$OUT.info"
+first=1
+for n in "${SIZES[@]}"; do
+	d=$GEN/$n
+	read -r -a order <<<"$CONTENDERS"
+	# Rotate the order with the repetition so no contender always goes first.
+	rot=$(((REP - 1) % ${#order[@]}))
+	order=("${order[@]:rot}" "${order[@]:0:rot}")
+	# The floor once; the ceiling at every size: it sends to the N x 10
+	# endpoint addresses directly, so it is the reference for whatever in
+	# plain forwarding grows with the number of destinations.
+	if ((first)); then
+		order=(ceiling floor "${order[@]}")
+		first=0
+	else
+		order=(ceiling "${order[@]}")
+	fi
+	for c in "${order[@]}"; do
+		if [[ -n ${FAILED_AT[$c]:-} ]]; then
+			row "$n" "$c" load_s NA
+			row "$n" "$c" status "not tried (failed at N=${FAILED_AT[$c]})"
+			continue
+		fi
+		run_one "$c" "$n" "$d"
+	done
+	# Per-endpoint vs per-service memory: kvip with empty endpoint sets.
+	if ((!QUICK)) && [[ " $CONTENDERS " == *" kvip "* ]] && ((n >= 1000)) && [[ $n == "${SIZES[-1]}" || $n == 10000 ]]; then
+		run_one kvip-noeps "$n" "$d"
+	fi
+done
+row 0 guest clock_end "$(secs "$(now_us)")"
+kill "$TCPSINK" 2>/dev/null
+[[ -s $TMP/iperf3.pid ]] && kill "$(<"$TMP/iperf3.pid")" 2>/dev/null
+scrub
+rm -rf "$TMP"
+((SMOKE_FAIL)) && exit 3
+exit 0
