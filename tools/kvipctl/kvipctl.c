@@ -118,6 +118,8 @@ void usage_main(FILE *f)
 	fputs(usage_endpoints_text, f);
 	fputs("  " PROG_NAME " flush\n"
 	      "        Delete every service of the network namespace.\n"
+	      "  " PROG_NAME " sync [OPTION...]\n"
+	      "        Program the table from the Kubernetes API (see sync --help).\n"
 	      "  " PROG_NAME " help [service|endpoints]\n"
 	      "        Show this help, or the help of one command.\n\n", f);
 	fputs(usage_syntax, f);
