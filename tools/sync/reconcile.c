@@ -146,7 +146,7 @@ static void json_update(struct reconciler *r, const struct kvip_service *s)
 	if (!(mem = open_memstream(&buf, &len)))
 		return;
 	stdout = mem;
-	show_services(&one, true);
+	show_services(&one, true, false);
 	stdout = saved;
 	fclose(mem);
 	/* "[{...}]\n" -> "{...}" */
