@@ -152,12 +152,22 @@ class Sync:
                    "\n".join(self.logs()[-15:]))
 
     def http(self, path, port=None):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port or self.port}{path}",
-                                        timeout=5) as r:
-                return r.status, r.read().decode(), dict(r.headers)
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode(), dict(e.headers)
+        # The server starts listening shortly after the process starts
+        # (later under ASan on a busy machine): retry a refused connection.
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port or self.port}{path}",
+                        timeout=5) as r:
+                    return r.status, r.read().decode(), dict(r.headers)
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode(), dict(e.headers)
+            except urllib.error.URLError as e:
+                refused = isinstance(e.reason, ConnectionRefusedError)
+                if not refused or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def metric(self, name):
         _, body, _ = self.http("/metrics")
@@ -785,7 +795,7 @@ def test_usage_errors():
 def test_healthz_metrics():
     api = std_server()
     web(api, 2)
-    api.list_delay = 1.0
+    api.list_delay = 3.0
     s = Sync(["--server", api.url, "--health-timeout", "1"])
     time.sleep(0.3)
     code, body, _ = s.http("/healthz")
