@@ -15,6 +15,7 @@
 #include <linux/netfilter.h>
 #include <linux/percpu.h>
 #include <linux/rhashtable-types.h>
+#include <net/netlink.h>
 #include <net/netns/generic.h>
 
 #include <uapi/linux/kvip.h>
@@ -61,6 +62,36 @@ struct kvip_fam {
 	bool uniform;			/* all weights equal: no cum[] search */
 };
 
+/*
+ * ISSUE 4 INTERFACE (select.c owns the layout): a pool is what one new
+ * connection may choose from, per family and kind (cluster or local, see
+ * <linux/kvip.h>), computed once when the set is built. When the pool is
+ * the family's whole range (the common case) it needs no index array.
+ */
+enum kvip_pool_kind {
+	KVIP_POOL_CLUSTER,
+	KVIP_POOL_LOCAL,
+	__KVIP_POOL_MAX
+};
+
+/*
+ * Members are the endpoints of the family with a weight and all the flags
+ * in @need (KVIP_ENDPOINT_F_READY, or else SERVING | TERMINATING; plus
+ * LOCAL for the local pool), so membership is a test of one endpoint.
+ * @idx is NULL when the members are every endpoint of the family with a
+ * weight: then the family's range and eps->cum serve. Otherwise @idx lists
+ * them, and @cum holds their cumulative weights unless they are uniform.
+ * Sizes: at most 8 bytes per endpoint and pool, only for partial pools.
+ */
+struct kvip_pool {
+	u32 *idx;			/* endpoint indices, or NULL: the family */
+	u32 *cum;			/* inside idx's allocation, or NULL */
+	u32 count;
+	u32 total_weight;		/* 0: the pool is empty */
+	u8 need;			/* enum kvip_endpoint_flags */
+	bool uniform;
+};
+
 #define KVIP_STATS_CHUNK_SHIFT	11	/* counters per per-CPU chunk: 2048 */
 #define KVIP_STATS_CHUNK	BIT(KVIP_STATS_CHUNK_SHIFT)
 
@@ -75,12 +106,51 @@ struct kvip_endpoints {
 	struct kvip_fam fam[2];		/* [0] IPv4, [1] IPv6 */
 	u32 *cum;			/* cumulative weights, or NULL */
 	u64 __percpu **conns;		/* count / KVIP_STATS_CHUNK chunks */
+	struct kvip_pool pool[2][__KVIP_POOL_MAX];	/* [family][kind] */
 	struct kvip_ep ep[];
 };
 
 struct kvip_svc_stats {
 	u64 conns;
 	u64 rejects;
+	u64 drops;
+};
+
+/* An immutable list of prefixes, replaced whole under RCU. */
+struct kvip_cidr {
+	union nf_inet_addr addr;	/* bits past prefix are zero */
+	u8 family;
+	u8 prefix;
+};
+
+struct kvip_cidrs {
+	struct rcu_head rcu;
+	u32 count;
+	struct kvip_cidr c[];
+};
+
+/*
+ * Per-netns settings (KVIP_CMD_SET_CONFIG): immutable, replaced whole with
+ * rcu_assign_pointer() under kvip_net.lock. NULL lists are the defaults.
+ */
+struct kvip_config {
+	struct rcu_head rcu;
+	struct kvip_cidrs *nodeport_addrs;	/* NULL: non-loopback local */
+	struct kvip_cidrs *cluster_cidrs;	/* NULL: none */
+	bool masquerade_all;
+	bool drop_invalid;
+};
+
+/*
+ * A service's options (KVIP_A_FLAGS, KVIP_A_AFFINITY_TIMEOUT,
+ * KVIP_A_SOURCE_RANGES): immutable, replaced whole under RCU so a packet
+ * sees one consistent version.
+ */
+struct kvip_svc_opts {
+	struct rcu_head rcu;
+	u32 flags;			/* enum kvip_service_flags */
+	u32 affinity_timeout;		/* seconds */
+	struct kvip_cidrs *source_ranges;	/* NULL: no restriction */
 };
 
 /*
@@ -103,7 +173,9 @@ struct kvip_service {
 	struct kvip_svc_stats __percpu *stats;
 	struct kvip_frontend **fe;
 	struct kvip_staging *staging;
-	u32 flags;
+	struct kvip_svc_opts __rcu *opts;	/* never NULL once published */
+	u64 id;				/* unique per netns, never reused */
+	struct kvip_aff_svc __rcu *aff;	/* affinity.c, NULL until used */
 	u16 nfe;
 	u8 proto;
 	struct rcu_head rcu;
@@ -123,6 +195,11 @@ struct kvip_net {
 	u32 nnodeports;			/* node-port frontends */
 	u32 gen;			/* bumped on every change; never 0 */
 	bool hooked;			/* NAT hooks + conntrack taken */
+	u64 next_id;			/* kvip_service.id */
+	struct kvip_config __rcu *config;	/* never NULL */
+	struct kvip_affinity_table *affinity;	/* affinity.c */
+	struct kvip_ct_pending *ct_pending;	/* conntrack.c, lock held */
+	bool invalid_hooked;			/* conntrack.c, lock held */
 };
 
 extern unsigned int kvip_net_id;
@@ -154,13 +231,22 @@ struct kvip_frontend *kvip_frontend_lookup(struct kvip_net *kn,
 					   const struct kvip_fe_key *key);
 struct kvip_frontend *kvip_frontend_find(struct kvip_net *kn,
 					 const struct kvip_fe_key *key);
+/*
+ * Create and update take ownership of @opts, also when they fail: it is
+ * published with the service, and update frees the old options after a
+ * grace period.
+ */
 struct kvip_service *kvip_service_create(struct kvip_net *kn, const char *name,
-					 u8 proto, u32 flags,
+					 u8 proto, struct kvip_svc_opts *opts,
 					 const struct kvip_frontend *fe,
 					 unsigned int nfe);
 int kvip_service_update(struct kvip_net *kn, struct kvip_service *svc,
-			u8 proto, u32 flags, const struct kvip_frontend *fe,
-			unsigned int nfe);
+			u8 proto, struct kvip_svc_opts *opts,
+			const struct kvip_frontend *fe, unsigned int nfe);
+void kvip_svc_opts_free(struct kvip_svc_opts *opts);
+/* The options of @svc for a writer (kvip_net.lock held). */
+const struct kvip_svc_opts *kvip_svc_opts_locked(struct kvip_net *kn,
+						 const struct kvip_service *svc);
 void kvip_service_delete(struct kvip_net *kn, struct kvip_service *svc);
 void kvip_flush(struct kvip_net *kn);
 struct kvip_endpoints *kvip_endpoints_build(const struct kvip_ep *ep,
@@ -178,11 +264,123 @@ void kvip_bump_gen(struct kvip_net *kn);
 
 /* select.c */
 const struct kvip_ep *kvip_select(const struct kvip_endpoints *eps,
-				  u8 family, u32 *index);
+				  u8 family, enum kvip_pool_kind kind,
+				  u32 *index);
+/* Is endpoint @i (of family @family) a member of that pool? */
+static inline bool kvip_pool_has(const struct kvip_endpoints *eps, u8 family,
+				 enum kvip_pool_kind kind, u32 i)
+{
+	const struct kvip_pool *p = &eps->pool[kvip_fam_index(family)][kind];
+
+	return p->total_weight && eps->ep[i].weight &&
+	       (eps->ep[i].flags & p->need) == p->need;
+}
+
+/* Endpoint set building (table.c calls them): pools from eps->ep[]. */
+int kvip_pools_build(struct kvip_endpoints *eps);
+void kvip_pools_free(struct kvip_endpoints *eps);
+
+/* cidr.c (shared helpers) */
+bool kvip_cidrs_match(const struct kvip_cidrs *set, u8 family,
+		      const union nf_inet_addr *addr);
+extern const struct nla_policy kvip_cidr_policy[KVIP_CIDR_A_MAX + 1];
+struct kvip_cidrs *kvip_cidrs_parse(const struct nlattr *list, u32 max,
+				    struct netlink_ext_ack *extack);
+int kvip_cidrs_put(struct sk_buff *skb, int type, const struct kvip_cidrs *set);
+size_t kvip_cidrs_size(const struct kvip_cidrs *set);
+
+/* config.c: per-netns settings */
+int kvip_config_init(struct kvip_net *kn);
+void kvip_config_destroy(struct kvip_net *kn);
+extern const struct nla_policy kvip_config_policy[KVIP_CONFIG_A_MAX + 1];
+const struct kvip_config *kvip_config_locked(struct kvip_net *kn);
+struct kvip_config *kvip_config_build(const struct nlattr *nest,
+				      const struct kvip_config *old,
+				      struct netlink_ext_ack *extack);
+void kvip_config_swap(struct kvip_net *kn, struct kvip_config *cfg);
+/* Free settings that were never published. */
+void kvip_config_free(struct kvip_config *cfg);
+int kvip_config_put(struct sk_buff *skb, const struct kvip_config *cfg);
+size_t kvip_config_size(const struct kvip_config *cfg);
+
+/* affinity.c: client-IP session affinity (datapath + GC) */
+int kvip_affinity_init(struct kvip_net *kn);
+void kvip_affinity_destroy(struct kvip_net *kn);
+/*
+ * Forget every entry of @svc (flag turned off, service deleted). Called by
+ * table.c under kvip_net.lock: kvip_service_update() when the new options
+ * lack KVIP_SERVICE_F_AFFINITY and the old ones had it, and when a service
+ * is deleted or flushed (also from pernet exit, before
+ * kvip_affinity_destroy()).
+ */
+void kvip_affinity_forget(struct kvip_net *kn, const struct kvip_service *svc);
+/*
+ * Replies (netlink.c, kvip_net.lock held): return the number of entries
+ * of @svc in use (KVIP_A_AFFINITY_COUNT). Dumps call it with @skb NULL for
+ * every service, so that case should be cheap. When @skb is not NULL, also
+ * put at most @max of them, each as a nest (type 0) holding
+ * KVIP_AFFINITY_A_FAMILY, _CLIENT, _ENDPOINT, _PORT and _EXPIRES, into the
+ * list nest the caller opened; an entry that does not fit in @skb is
+ * cancelled and the rest skipped (a short list is not an error).
+ */
+u32 kvip_affinity_fill(struct sk_buff *skb, struct kvip_net *kn,
+		       const struct kvip_service *svc, u32 max);
+/*
+ * Packet path: choose for a new connection of @client, like kvip_select()
+ * but keeping the client's endpoint while it is in the pool and the entry
+ * has not expired.
+ */
+const struct kvip_ep *kvip_affinity_select(struct kvip_net *kn,
+					   struct kvip_service *svc,
+					   u32 timeout_s,
+					   const struct kvip_endpoints *eps,
+					   u8 family, enum kvip_pool_kind kind,
+					   const union nf_inet_addr *client,
+					   u32 *index);
+/* Drop the service's reference to its counters (kvip_service_free()). */
+void kvip_affinity_release(struct kvip_service *svc);
+
+/* conntrack.c: conntrack hygiene after control-plane changes (may sleep) */
+void kvip_ct_endpoints_changed(struct kvip_net *kn,
+			       const struct kvip_service *svc,
+			       const struct kvip_endpoints *old,
+			       const struct kvip_endpoints *new);
+/*
+ * kvip_ct_service_deleted() notes a UDP or SCTP service's frontends while
+ * they still exist (before kvip_service_unlink() removes them);
+ * kvip_ct_commit() then deletes the entries towards all noted frontends
+ * in one walk, after they are gone, so that no new entry is created
+ * behind the walk. Called by table.c under kvip_net.lock.
+ */
+void kvip_ct_service_deleted(struct kvip_net *kn,
+			     const struct kvip_service *svc);
+void kvip_ct_commit(struct kvip_net *kn);
+/*
+ * Make the ct-INVALID drop hook registered iff the netns is hooked and
+ * @drop_invalid: config.c calls it with the new setting before publishing
+ * it (and fails the change on error), nat.c when hooks come and go.
+ */
+int kvip_ct_invalid_sync(struct kvip_net *kn, bool drop_invalid);
+/* The same, unconditionally: register iff @on (nat.c). */
+int kvip_ct_invalid_set(struct kvip_net *kn, bool on);
 
 /* nat.c */
+/* Module init (before the pernet ops) and exit (after them): main.c. */
+int kvip_nat_init(void);
+void kvip_nat_exit(void);
 int kvip_nat_enable(struct net *net);
 void kvip_nat_disable(struct net *net);
+/*
+ * The frontend a packet or tuple to @addr:@port (network order) belongs
+ * to, node ports included (RCU read side); *@nodeport tells which.
+ */
+struct kvip_frontend *kvip_nat_frontend(struct kvip_net *kn,
+					const struct kvip_config *cfg,
+					u8 family, u8 proto,
+					const union nf_inet_addr *addr,
+					__be16 port, bool *nodeport);
+bool kvip_is_node_address(struct net *net, const struct kvip_config *cfg,
+			  u8 family, const union nf_inet_addr *a);
 
 /* netlink.c */
 int kvip_genl_init(void);

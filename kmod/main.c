@@ -31,13 +31,31 @@ MODULE_PARM_DESC(max_endpoints,
 static int __net_init kvip_net_init(struct net *net)
 {
 	struct kvip_net *kn = kvip_pernet(net);
+	int err;
 
 	mutex_init(&kn->lock);
 	INIT_LIST_HEAD(&kn->services);
 	INIT_LIST_HEAD(&kn->staged);
 	kn->net = net;
 	kn->gen = 1;
-	return kvip_table_init(kn);
+	err = kvip_config_init(kn);
+	if (err)
+		goto err_mutex;
+	err = kvip_affinity_init(kn);
+	if (err)
+		goto err_config;
+	err = kvip_table_init(kn);
+	if (err)
+		goto err_affinity;
+	return 0;
+
+err_affinity:
+	kvip_affinity_destroy(kn);
+err_config:
+	kvip_config_destroy(kn);
+err_mutex:
+	mutex_destroy(&kn->lock);
+	return err;
 }
 
 static void __net_exit kvip_net_exit(struct net *net)
@@ -47,6 +65,8 @@ static void __net_exit kvip_net_exit(struct net *net)
 	mutex_lock(&kn->lock);
 	kvip_table_destroy(kn);
 	mutex_unlock(&kn->lock);
+	kvip_affinity_destroy(kn);
+	kvip_config_destroy(kn);
 	mutex_destroy(&kn->lock);
 }
 
@@ -61,17 +81,24 @@ static int __init kvip_init(void)
 {
 	int err;
 
-	err = register_pernet_subsys(&kvip_net_ops);
+	err = kvip_nat_init();
 	if (err)
 		return err;
+	err = register_pernet_subsys(&kvip_net_ops);
+	if (err)
+		goto err_nat;
 	err = kvip_genl_init();
-	if (err) {
-		unregister_pernet_subsys(&kvip_net_ops);
-		return err;
-	}
+	if (err)
+		goto err_pernet;
 	pr_info("Kubernetes Service VIPs, genl family %s v%d\n",
 		KVIP_GENL_NAME, KVIP_GENL_VERSION);
 	return 0;
+
+err_pernet:
+	unregister_pernet_subsys(&kvip_net_ops);
+err_nat:
+	kvip_nat_exit();
+	return err;
 }
 
 static void __exit kvip_exit(void)
@@ -79,7 +106,11 @@ static void __exit kvip_exit(void)
 	/* No new configuration first, then every netns's table and hooks. */
 	kvip_genl_exit();
 	unregister_pernet_subsys(&kvip_net_ops);
-	/* Endpoint sets, frontends and services still waiting for RCU. */
+	kvip_nat_exit();
+	/*
+	 * Endpoint sets, frontends, services, options and settings still
+	 * waiting for RCU.
+	 */
 	rcu_barrier();
 }
 

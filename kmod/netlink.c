@@ -20,6 +20,11 @@ static struct netlink_range_validation kvip_weight_range = {
 	.max = KVIP_WEIGHT_MAX,
 };
 
+static struct netlink_range_validation kvip_affinity_range = {
+	.min = 1,
+	.max = KVIP_AFFINITY_TIMEOUT_MAX,
+};
+
 static const struct nla_policy kvip_frontend_policy[KVIP_FRONTEND_A_MAX + 1] = {
 	[KVIP_FRONTEND_A_TYPE]	 = NLA_POLICY_RANGE(NLA_U8,
 						    KVIP_FRONTEND_CLUSTERIP,
@@ -49,6 +54,9 @@ static const struct nla_policy kvip_new_policy[KVIP_A_MAX + 1] = {
 	[KVIP_A_FLAGS]	   = { .type = NLA_U32 },
 	[KVIP_A_FRONTENDS] = NLA_POLICY_NESTED_ARRAY(kvip_frontend_policy),
 	[KVIP_A_ENDPOINTS] = NLA_POLICY_NESTED_ARRAY(kvip_endpoint_policy),
+	[KVIP_A_AFFINITY_TIMEOUT] = NLA_POLICY_FULL_RANGE(NLA_U32,
+							  &kvip_affinity_range),
+	[KVIP_A_SOURCE_RANGES] = NLA_POLICY_NESTED_ARRAY(kvip_cidr_policy),
 };
 
 static const struct nla_policy kvip_name_policy[KVIP_A_MAX + 1] = {
@@ -62,6 +70,18 @@ static const struct nla_policy kvip_set_policy[KVIP_A_MAX + 1] = {
 };
 
 static const struct nla_policy kvip_flush_policy[KVIP_A_MAX + 1] = {};
+
+static const struct nla_policy kvip_config_set_policy[KVIP_A_MAX + 1] = {
+	[KVIP_A_CONFIG] = NLA_POLICY_NESTED(kvip_config_policy),
+};
+
+/* Events (KVIP_MCGRP_EVENTS), sent under kvip_net.lock so they keep order. */
+static void kvip_notify_service(struct kvip_net *kn,
+				const struct kvip_service *svc);
+static void kvip_notify_endpoints(struct kvip_net *kn,
+				  const struct kvip_service *svc);
+static void kvip_notify_simple(struct kvip_net *kn, u8 cmd, const char *name);
+static void kvip_notify_config(struct kvip_net *kn);
 
 /* Like NL_REQ_ATTR_CHECK(), with a message. */
 #define kvip_require(extack, nest, tb, type, msg) ({			\
@@ -368,7 +388,7 @@ static int kvip_endpoint_budget(struct kvip_net *kn, u32 old, u32 new,
 	return -ENOSPC;
 }
 
-static u32 kvip_svc_count(struct kvip_net *kn, struct kvip_service *svc)
+static u32 kvip_svc_count(struct kvip_net *kn, const struct kvip_service *svc)
 {
 	struct kvip_endpoints *eps;
 
@@ -424,12 +444,55 @@ static int kvip_check_frontends(struct kvip_net *kn, struct kvip_service *svc,
 struct kvip_new_req {
 	const char *name;
 	u8 proto;
-	u32 flags;
+	struct kvip_svc_opts *opts;
 	struct kvip_frontend *fe;
 	unsigned int nfe;
 	struct kvip_endpoints *eps;
 	bool has_eps;
 };
+
+/* The options of NEW/REPLACE_SERVICE; absent ones are the defaults. */
+static int kvip_parse_opts(struct genl_info *info, struct kvip_svc_opts **out)
+{
+	struct netlink_ext_ack *extack = info->extack;
+	struct nlattr **attrs = info->attrs;
+	struct kvip_svc_opts *opts;
+	struct kvip_cidrs *ranges = NULL;
+	u32 flags = 0;
+
+	if (attrs[KVIP_A_FLAGS]) {
+		flags = nla_get_u32(attrs[KVIP_A_FLAGS]);
+		if (flags & ~__KVIP_SERVICE_F_ALL) {
+			NL_SET_ERR_MSG_ATTR(extack, attrs[KVIP_A_FLAGS],
+					    "unknown service flags");
+			return -EOPNOTSUPP;
+		}
+	}
+	if (attrs[KVIP_A_AFFINITY_TIMEOUT] && !(flags & KVIP_SERVICE_F_AFFINITY)) {
+		NL_SET_ERR_MSG_ATTR(extack, attrs[KVIP_A_AFFINITY_TIMEOUT],
+				    "affinity timeout without client IP affinity");
+		return -EINVAL;
+	}
+	if (attrs[KVIP_A_SOURCE_RANGES]) {
+		ranges = kvip_cidrs_parse(attrs[KVIP_A_SOURCE_RANGES],
+					  KVIP_SOURCE_RANGES_MAX, extack);
+		if (IS_ERR(ranges))
+			return PTR_ERR(ranges);
+	}
+	opts = kzalloc(sizeof(*opts), KVIP_GFP);
+	if (!opts) {
+		kfree(ranges);
+		NL_SET_ERR_MSG(extack, "out of memory for the service");
+		return -ENOMEM;
+	}
+	opts->flags = flags;
+	opts->affinity_timeout = attrs[KVIP_A_AFFINITY_TIMEOUT] ?
+		nla_get_u32(attrs[KVIP_A_AFFINITY_TIMEOUT]) :
+		KVIP_AFFINITY_TIMEOUT_DEFAULT;
+	opts->source_ranges = ranges;
+	*out = opts;
+	return 0;
+}
 
 static int kvip_parse_new(struct genl_info *info, struct kvip_new_req *req)
 {
@@ -451,14 +514,9 @@ static int kvip_parse_new(struct genl_info *info, struct kvip_new_req *req)
 				    "protocol must be TCP, UDP or SCTP");
 		return -EINVAL;
 	}
-	if (attrs[KVIP_A_FLAGS]) {
-		req->flags = nla_get_u32(attrs[KVIP_A_FLAGS]);
-		if (req->flags & ~__KVIP_SERVICE_F_ALL) {
-			NL_SET_ERR_MSG_ATTR(extack, attrs[KVIP_A_FLAGS],
-					    "unknown service flags");
-			return -EOPNOTSUPP;
-		}
-	}
+	err = kvip_parse_opts(info, &req->opts);
+	if (err)
+		return err;
 	err = kvip_parse_frontends(info, &req->fe, &req->nfe);
 	if (err)
 		return err;
@@ -498,14 +556,16 @@ static int kvip_new_locked(struct kvip_net *kn, struct kvip_new_req *req,
 	if (err)
 		return err;
 
+	/* Both take the options, also when they fail. */
 	if (svc) {
-		err = kvip_service_update(kn, svc, req->proto, req->flags,
+		err = kvip_service_update(kn, svc, req->proto, req->opts,
 					  req->fe, req->nfe);
 	} else {
 		svc = kvip_service_create(kn, req->name, req->proto,
-					  req->flags, req->fe, req->nfe);
+					  req->opts, req->fe, req->nfe);
 		err = PTR_ERR_OR_ZERO(svc);
 	}
+	req->opts = NULL;
 	if (err) {
 		NL_SET_ERR_MSG(extack, "out of memory for the service");
 		return err;
@@ -514,6 +574,7 @@ static int kvip_new_locked(struct kvip_net *kn, struct kvip_new_req *req,
 		kvip_endpoints_replace(kn, svc, req->eps);
 		req->eps = NULL;
 	}
+	kvip_notify_service(kn, svc);
 	return 0;
 }
 
@@ -533,6 +594,7 @@ static int kvip_nl_new_service(struct sk_buff *skb, struct genl_info *info)
 		mutex_unlock(&kn->lock);
 	}
 	kvip_endpoints_free(req.eps);	/* unless published */
+	kvip_svc_opts_free(req.opts);	/* unless taken */
 	kfree(req.fe);
 	return err;
 }
@@ -561,8 +623,10 @@ static int kvip_nl_del_service(struct sk_buff *skb, struct genl_info *info)
 		return err;
 	mutex_lock(&kn->lock);
 	svc = kvip_find_or_report(kn, name, info);
-	if (svc)
+	if (svc) {
 		kvip_service_delete(kn, svc);
+		kvip_notify_simple(kn, KVIP_CMD_DEL_SERVICE, name);
+	}
 	mutex_unlock(&kn->lock);
 	return svc ? 0 : -ENOENT;
 }
@@ -573,6 +637,7 @@ static int kvip_nl_flush(struct sk_buff *skb, struct genl_info *info)
 
 	mutex_lock(&kn->lock);
 	kvip_flush(kn);
+	kvip_notify_simple(kn, KVIP_CMD_FLUSH, NULL);
 	mutex_unlock(&kn->lock);
 	return 0;
 }
@@ -630,6 +695,7 @@ static int kvip_set_locked(struct kvip_net *kn, struct kvip_service *svc,
 				return PTR_ERR(eps);
 			kvip_endpoints_replace(kn, svc, eps);
 			kvip_bump_gen(kn);
+			kvip_notify_endpoints(kn, svc);
 			return 0;
 		}
 		if (!kvip_stage_begin(kn, svc, info->snd_portid)) {
@@ -673,6 +739,7 @@ static int kvip_set_locked(struct kvip_net *kn, struct kvip_service *svc,
 		return PTR_ERR(eps);
 	kvip_endpoints_replace(kn, svc, eps);
 	kvip_bump_gen(kn);
+	kvip_notify_endpoints(kn, svc);
 	return 0;
 }
 
@@ -797,27 +864,21 @@ static size_t kvip_endpoint_size(void)
 	       nla_total_size(0) + nla_total_size_64bit(sizeof(u64));
 }
 
-static int kvip_put_header(struct sk_buff *skb, const struct kvip_service *svc,
-			   const struct kvip_endpoints *eps)
+/* What defines a service: protocol, options and frontends. */
+static int kvip_put_definition(struct sk_buff *skb, struct kvip_net *kn,
+			       const struct kvip_service *svc)
 {
-	struct kvip_svc_stats sum;
+	const struct kvip_svc_opts *opts = kvip_svc_opts_locked(kn, svc);
 	struct nlattr *nest;
 	unsigned int i;
 
 	if (nla_put_u8(skb, KVIP_A_PROTO, svc->proto) ||
-	    nla_put_u32(skb, KVIP_A_FLAGS, svc->flags) ||
-	    nla_put_u32(skb, KVIP_A_ENDPOINT_COUNT, eps ? eps->count : 0))
+	    nla_put_u32(skb, KVIP_A_FLAGS, opts->flags) ||
+	    ((opts->flags & KVIP_SERVICE_F_AFFINITY) &&
+	     nla_put_u32(skb, KVIP_A_AFFINITY_TIMEOUT, opts->affinity_timeout)) ||
+	    (opts->source_ranges &&
+	     kvip_cidrs_put(skb, KVIP_A_SOURCE_RANGES, opts->source_ranges)))
 		return -EMSGSIZE;
-
-	kvip_service_stats(svc, &sum);
-	nest = nla_nest_start(skb, KVIP_A_STATS);
-	if (!nest ||
-	    nla_put_u64_64bit(skb, KVIP_STATS_A_CONNS, sum.conns,
-			      KVIP_STATS_A_PAD) ||
-	    nla_put_u64_64bit(skb, KVIP_STATS_A_REJECTS, sum.rejects,
-			      KVIP_STATS_A_PAD))
-		return -EMSGSIZE;
-	nla_nest_end(skb, nest);
 
 	nest = nla_nest_start(skb, KVIP_A_FRONTENDS);
 	if (!nest)
@@ -829,15 +890,68 @@ static int kvip_put_header(struct sk_buff *skb, const struct kvip_service *svc,
 	return 0;
 }
 
-static size_t kvip_service_size(const struct kvip_service *svc,
-				const struct kvip_endpoints *eps)
+static size_t kvip_definition_size(struct kvip_net *kn,
+				   const struct kvip_service *svc)
 {
+	const struct kvip_svc_opts *opts = kvip_svc_opts_locked(kn, svc);
+
 	return nla_total_size(strlen(svc->name) + 1) +
 	       nla_total_size(sizeof(u8)) + 2 * nla_total_size(sizeof(u32)) +
-	       nla_total_size(0) + 2 * nla_total_size_64bit(sizeof(u64)) +
-	       nla_total_size(0) + svc->nfe * kvip_frontend_size() +
+	       (opts->source_ranges ? kvip_cidrs_size(opts->source_ranges) : 0) +
+	       nla_total_size(0) + svc->nfe * kvip_frontend_size();
+}
+
+static int kvip_put_header(struct sk_buff *skb, struct kvip_net *kn,
+			   const struct kvip_service *svc,
+			   const struct kvip_endpoints *eps)
+{
+	struct kvip_svc_stats sum;
+	struct nlattr *nest;
+
+	if (kvip_put_definition(skb, kn, svc) ||
+	    nla_put_u32(skb, KVIP_A_ENDPOINT_COUNT, eps ? eps->count : 0) ||
+	    nla_put_u32(skb, KVIP_A_AFFINITY_COUNT,
+			kvip_affinity_fill(NULL, kn, svc, 0)))
+		return -EMSGSIZE;
+
+	kvip_service_stats(svc, &sum);
+	nest = nla_nest_start(skb, KVIP_A_STATS);
+	if (!nest ||
+	    nla_put_u64_64bit(skb, KVIP_STATS_A_CONNS, sum.conns,
+			      KVIP_STATS_A_PAD) ||
+	    nla_put_u64_64bit(skb, KVIP_STATS_A_REJECTS, sum.rejects,
+			      KVIP_STATS_A_PAD) ||
+	    nla_put_u64_64bit(skb, KVIP_STATS_A_DROPS, sum.drops,
+			      KVIP_STATS_A_PAD))
+		return -EMSGSIZE;
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
+static size_t kvip_service_size(struct kvip_net *kn,
+				const struct kvip_service *svc,
+				const struct kvip_endpoints *eps)
+{
+	return kvip_definition_size(kn, svc) +
+	       2 * nla_total_size(sizeof(u32)) +
+	       nla_total_size(0) + 3 * nla_total_size_64bit(sizeof(u64)) +
 	       nla_total_size(0) +
 	       (eps ? eps->count : 0) * kvip_endpoint_size();
+}
+
+/* One KVIP_AFFINITY_A_* entry, IPv6 at worst. */
+static size_t kvip_affinity_entry_size(void)
+{
+	return nla_total_size(0) + nla_total_size(sizeof(u16)) +
+	       2 * nla_total_size(sizeof(struct in6_addr)) +
+	       nla_total_size(sizeof(u16)) + nla_total_size(sizeof(u32));
+}
+
+/* Affinity entries in a GET reply: what one attribute holds. */
+static u32 kvip_affinity_room(u32 count)
+{
+	return min_t(u32, count, (U16_MAX - NLA_HDRLEN) /
+				 kvip_affinity_entry_size());
 }
 
 /* Where a service's output stands: header sent, next endpoint to send. */
@@ -855,7 +969,8 @@ struct kvip_fill_pos {
 static int kvip_fill_service(struct sk_buff *skb, struct kvip_net *kn,
 			     const struct kvip_service *svc,
 			     struct kvip_fill_pos *pos, u32 portid, u32 seq,
-			     int flags, struct netlink_callback *cb)
+			     int flags, struct netlink_callback *cb,
+			     u32 affinity_max)
 {
 	const struct kvip_endpoints *eps;
 	u32 i = pos->next_ep, count;
@@ -877,7 +992,7 @@ static int kvip_fill_service(struct sk_buff *skb, struct kvip_net *kn,
 	if (cb)
 		genl_dump_check_consistent(cb, hdr);
 	if (nla_put_string(skb, KVIP_A_NAME, svc->name) ||
-	    (!pos->cont && kvip_put_header(skb, svc, eps)))
+	    (!pos->cont && kvip_put_header(skb, kn, svc, eps)))
 		goto cancel;
 	if (i == count)
 		goto end;
@@ -896,6 +1011,14 @@ static int kvip_fill_service(struct sk_buff *skb, struct kvip_net *kn,
 	if (i < count)
 		goto partial;
 end:
+	if (affinity_max) {
+		/* Only a GET reply, which holds everything: no retry. */
+		nest = nla_nest_start(skb, KVIP_A_AFFINITY);
+		if (nest) {
+			kvip_affinity_fill(skb, kn, svc, affinity_max);
+			nla_nest_end(skb, nest);
+		}
+	}
 	genlmsg_end(skb, hdr);
 done:
 	pos->next_ep = 0;
@@ -926,6 +1049,7 @@ static int kvip_nl_get_service(struct sk_buff *skb, struct genl_info *info)
 	struct sk_buff *msg;
 	const char *name;
 	struct kvip_fill_pos pos = {};
+	u32 naff;
 	int err;
 
 	err = kvip_parse_name(info, &name);
@@ -946,13 +1070,15 @@ static int kvip_nl_get_service(struct sk_buff *skb, struct genl_info *info)
 		err = -EMSGSIZE;
 		goto out;
 	}
-	msg = genlmsg_new(kvip_service_size(svc, eps), GFP_KERNEL);
+	naff = kvip_affinity_room(kvip_affinity_fill(NULL, kn, svc, 0));
+	msg = genlmsg_new(kvip_service_size(kn, svc, eps) + nla_total_size(0) +
+			  naff * kvip_affinity_entry_size(), GFP_KERNEL);
 	if (!msg) {
 		err = -ENOMEM;
 		goto out;
 	}
 	err = kvip_fill_service(msg, kn, svc, &pos, info->snd_portid,
-				info->snd_seq, 0, NULL);
+				info->snd_seq, 0, NULL, naff);
 	if (WARN_ON_ONCE(err)) {
 		nlmsg_free(msg);
 		goto out;
@@ -1028,7 +1154,7 @@ static int kvip_nl_dump_services(struct sk_buff *skb,
 	while (svc) {
 		err = kvip_fill_service(skb, kn, svc, &ctx->pos,
 					NETLINK_CB(cb->skb).portid,
-					cb->nlh->nlmsg_seq, NLM_F_MULTI, cb);
+					cb->nlh->nlmsg_seq, NLM_F_MULTI, cb, 0);
 		if (err)
 			break;
 		ctx->index++;
@@ -1046,6 +1172,168 @@ static int kvip_nl_dump_services(struct sk_buff *skb,
 	if (err && !skb->len)
 		return err;
 	return skb->len;
+}
+
+/* Settings */
+
+static int kvip_nl_set_config(struct sk_buff *skb, struct genl_info *info)
+{
+	struct kvip_net *kn = kvip_pernet(genl_info_net(info));
+	struct nlattr *nest = info->attrs[KVIP_A_CONFIG];
+	struct kvip_config *cfg;
+	int err = 0;
+
+	if (kvip_require(info->extack, NULL, info->attrs, KVIP_A_CONFIG,
+			 "settings missing"))
+		return -EINVAL;
+	mutex_lock(&kn->lock);
+	cfg = kvip_config_build(nest, kvip_config_locked(kn), info->extack);
+	if (IS_ERR(cfg)) {
+		err = PTR_ERR(cfg);
+		goto out;
+	}
+	/* The drop-invalid hook follows the setting; nothing changed on error. */
+	err = kvip_ct_invalid_sync(kn, cfg->drop_invalid);
+	if (err) {
+		NL_SET_ERR_MSG(info->extack,
+			       "cannot register the drop-invalid hook");
+		kvip_config_free(cfg);
+		goto out;
+	}
+	kvip_config_swap(kn, cfg);
+	kvip_notify_config(kn);
+out:
+	mutex_unlock(&kn->lock);
+	return err;
+}
+
+static int kvip_nl_get_config(struct sk_buff *skb, struct genl_info *info)
+{
+	struct kvip_net *kn = kvip_pernet(genl_info_net(info));
+	const struct kvip_config *cfg;
+	struct sk_buff *msg;
+	void *hdr;
+
+	mutex_lock(&kn->lock);
+	cfg = kvip_config_locked(kn);
+	msg = genlmsg_new(kvip_config_size(cfg), GFP_KERNEL);
+	if (!msg) {
+		mutex_unlock(&kn->lock);
+		return -ENOMEM;
+	}
+	hdr = genlmsg_put_reply(msg, info, &kvip_family, 0,
+				KVIP_CMD_GET_CONFIG);
+	if (!hdr || kvip_config_put(msg, cfg)) {
+		mutex_unlock(&kn->lock);
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	mutex_unlock(&kn->lock);
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+}
+
+/* Events */
+
+enum {
+	KVIP_MCGRP_EVENTS_ID,
+};
+
+static const struct genl_multicast_group kvip_mcgrps[] = {
+	[KVIP_MCGRP_EVENTS_ID] = { .name = KVIP_MCGRP_EVENTS },
+};
+
+/*
+ * Start an event of @size bytes of attributes, or NULL when nobody listens
+ * or there is no memory: an event that cannot be sent never fails the
+ * change it announces (listeners see a gap, as with any overrun).
+ */
+static struct sk_buff *kvip_event_new(struct kvip_net *kn, u8 cmd,
+				      size_t size, void **hdr)
+{
+	struct sk_buff *msg;
+
+	if (!genl_has_listeners(&kvip_family, kn->net, KVIP_MCGRP_EVENTS_ID))
+		return NULL;
+	msg = genlmsg_new(size, GFP_KERNEL);
+	if (!msg)
+		return NULL;
+	*hdr = genlmsg_put(msg, 0, 0, &kvip_family, 0, cmd);
+	if (!*hdr) {
+		nlmsg_free(msg);
+		return NULL;
+	}
+	return msg;
+}
+
+static void kvip_event_send(struct kvip_net *kn, struct sk_buff *msg,
+			    void *hdr, int err)
+{
+	if (WARN_ON_ONCE(err)) {
+		nlmsg_free(msg);
+		return;
+	}
+	genlmsg_end(msg, hdr);
+	genlmsg_multicast_netns(&kvip_family, kn->net, msg, 0,
+				KVIP_MCGRP_EVENTS_ID, GFP_KERNEL);
+}
+
+static void kvip_notify_service(struct kvip_net *kn,
+				const struct kvip_service *svc)
+{
+	struct sk_buff *msg;
+	void *hdr;
+
+	msg = kvip_event_new(kn, KVIP_CMD_NEW_SERVICE,
+			     kvip_definition_size(kn, svc) +
+			     nla_total_size(sizeof(u32)), &hdr);
+	if (msg)
+		kvip_event_send(kn, msg, hdr,
+				nla_put_string(msg, KVIP_A_NAME, svc->name) ||
+				kvip_put_definition(msg, kn, svc) ||
+				nla_put_u32(msg, KVIP_A_ENDPOINT_COUNT,
+					    kvip_svc_count(kn, svc)));
+}
+
+static void kvip_notify_endpoints(struct kvip_net *kn,
+				  const struct kvip_service *svc)
+{
+	struct sk_buff *msg;
+	void *hdr;
+
+	msg = kvip_event_new(kn, KVIP_CMD_SET_ENDPOINTS,
+			     nla_total_size(strlen(svc->name) + 1) +
+			     nla_total_size(sizeof(u32)), &hdr);
+	if (msg)
+		kvip_event_send(kn, msg, hdr,
+				nla_put_string(msg, KVIP_A_NAME, svc->name) ||
+				nla_put_u32(msg, KVIP_A_ENDPOINT_COUNT,
+					    kvip_svc_count(kn, svc)));
+}
+
+/* DEL_SERVICE (@name) or FLUSH (@name NULL). */
+static void kvip_notify_simple(struct kvip_net *kn, u8 cmd, const char *name)
+{
+	struct sk_buff *msg;
+	void *hdr;
+
+	msg = kvip_event_new(kn, cmd,
+			     name ? nla_total_size(strlen(name) + 1) : 0, &hdr);
+	if (msg)
+		kvip_event_send(kn, msg, hdr,
+				name && nla_put_string(msg, KVIP_A_NAME, name));
+}
+
+static void kvip_notify_config(struct kvip_net *kn)
+{
+	const struct kvip_config *cfg = kvip_config_locked(kn);
+	struct sk_buff *msg;
+	void *hdr;
+
+	msg = kvip_event_new(kn, KVIP_CMD_SET_CONFIG, kvip_config_size(cfg),
+			     &hdr);
+	if (msg)
+		kvip_event_send(kn, msg, hdr, kvip_config_put(msg, cfg));
 }
 
 /* A socket that goes away leaves no staged endpoint set behind. */
@@ -1114,6 +1402,19 @@ static const struct genl_ops kvip_genl_ops[] = {
 		.maxattr = KVIP_A_MAX,
 		.flags	 = GENL_UNS_ADMIN_PERM,
 	},
+	{
+		.cmd	 = KVIP_CMD_SET_CONFIG,
+		.doit	 = kvip_nl_set_config,
+		.policy	 = kvip_config_set_policy,
+		.maxattr = KVIP_A_MAX,
+		.flags	 = GENL_UNS_ADMIN_PERM,
+	},
+	{
+		.cmd	 = KVIP_CMD_GET_CONFIG,
+		.doit	 = kvip_nl_get_config,
+		.policy	 = kvip_flush_policy,
+		.maxattr = KVIP_A_MAX,
+	},
 };
 
 static struct genl_family kvip_family __ro_after_init = {
@@ -1124,6 +1425,8 @@ static struct genl_family kvip_family __ro_after_init = {
 	.module		= THIS_MODULE,
 	.ops		= kvip_genl_ops,
 	.n_ops		= ARRAY_SIZE(kvip_genl_ops),
+	.mcgrps		= kvip_mcgrps,
+	.n_mcgrps	= ARRAY_SIZE(kvip_mcgrps),
 	.resv_start_op	= KVIP_CMD_NEW_SERVICE,
 };
 

@@ -88,6 +88,7 @@ void kvip_endpoints_free(struct kvip_endpoints *eps)
 		kfree(eps->conns);
 	}
 	kvfree(eps->cum);
+	kvip_pools_free(eps);
 	kvfree(eps);
 }
 
@@ -242,6 +243,9 @@ struct kvip_endpoints *kvip_endpoints_build(const struct kvip_ep *in,
 		eps->ep[pos[kvip_fam_index(in[i].family)]++] = in[i];
 	kvip_fam_finish(eps, &eps->fam[0]);
 	kvip_fam_finish(eps, &eps->fam[1]);
+	err = kvip_pools_build(eps);
+	if (err)
+		goto err;
 	return eps;
 err:
 	kvip_endpoints_free(eps);
@@ -291,6 +295,7 @@ void kvip_endpoints_replace(struct kvip_net *kn, struct kvip_service *svc,
 	if (old && eps)
 		kvip_endpoints_carry(eps, old);
 	rcu_assign_pointer(svc->eps, eps);
+	kvip_ct_endpoints_changed(kn, svc, old, eps);
 	if (old)
 		call_rcu(&old->rcu, kvip_endpoints_free_rcu);
 }
@@ -324,6 +329,27 @@ void kvip_unstage(struct kvip_net *kn, struct kvip_service *svc)
 	svc->staging = NULL;
 }
 
+/* Service options */
+
+void kvip_svc_opts_free(struct kvip_svc_opts *opts)
+{
+	if (!opts)
+		return;
+	kfree(opts->source_ranges);
+	kfree(opts);
+}
+
+static void kvip_svc_opts_free_rcu(struct rcu_head *head)
+{
+	kvip_svc_opts_free(container_of(head, struct kvip_svc_opts, rcu));
+}
+
+const struct kvip_svc_opts *kvip_svc_opts_locked(struct kvip_net *kn,
+						 const struct kvip_service *svc)
+{
+	return rcu_dereference_protected(svc->opts, lockdep_is_held(&kn->lock));
+}
+
 void kvip_service_stats(const struct kvip_service *svc,
 			struct kvip_svc_stats *sum)
 {
@@ -335,6 +361,7 @@ void kvip_service_stats(const struct kvip_service *svc,
 
 		sum->conns += READ_ONCE(s->conns);
 		sum->rejects += READ_ONCE(s->rejects);
+		sum->drops += READ_ONCE(s->drops);
 	}
 }
 
@@ -435,6 +462,8 @@ static void kvip_service_free(struct kvip_service *svc)
 {
 	/* After a grace period, or never published: no readers left. */
 	kvip_endpoints_free(rcu_dereference_protected(svc->eps, 1));
+	kvip_svc_opts_free(rcu_dereference_protected(svc->opts, 1));
+	kvip_affinity_release(svc);
 	free_percpu(svc->stats);
 	kfree(svc);
 }
@@ -445,7 +474,7 @@ static void kvip_service_free_rcu(struct rcu_head *head)
 }
 
 struct kvip_service *kvip_service_create(struct kvip_net *kn, const char *name,
-					 u8 proto, u32 flags,
+					 u8 proto, struct kvip_svc_opts *opts,
 					 const struct kvip_frontend *fe,
 					 unsigned int nfe)
 {
@@ -455,11 +484,13 @@ struct kvip_service *kvip_service_create(struct kvip_net *kn, const char *name,
 	int err = -ENOMEM;
 
 	svc = kzalloc(struct_size(svc, name, len), KVIP_GFP);
-	if (!svc)
+	if (!svc) {
+		kvip_svc_opts_free(opts);
 		return ERR_PTR(-ENOMEM);
+	}
 	memcpy(svc->name, name, len);
 	svc->proto = proto;
-	svc->flags = flags;
+	RCU_INIT_POINTER(svc->opts, opts);
 	svc->stats = alloc_percpu_gfp(struct kvip_svc_stats,
 				      KVIP_GFP);
 	if (!svc->stats)
@@ -480,6 +511,7 @@ struct kvip_service *kvip_service_create(struct kvip_net *kn, const char *name,
 	if (err)
 		goto err_unname;
 
+	svc->id = ++kn->next_id;
 	list_add_tail(&svc->list, &kn->services);
 	kn->nservices++;
 	kvip_bump_gen(kn);
@@ -502,15 +534,23 @@ err_free:
 }
 
 int kvip_service_update(struct kvip_net *kn, struct kvip_service *svc,
-			u8 proto, u32 flags, const struct kvip_frontend *fe,
-			unsigned int nfe)
+			u8 proto, struct kvip_svc_opts *opts,
+			const struct kvip_frontend *fe, unsigned int nfe)
 {
-	int err = kvip_frontends_set(kn, svc, proto, fe, nfe);
+	struct kvip_svc_opts *old;
+	int err;
 
-	if (err)
+	err = kvip_frontends_set(kn, svc, proto, fe, nfe);
+	if (err) {
+		kvip_svc_opts_free(opts);
 		return err;
+	}
 	WRITE_ONCE(svc->proto, proto);
-	WRITE_ONCE(svc->flags, flags);
+	old = rcu_replace_pointer(svc->opts, opts, lockdep_is_held(&kn->lock));
+	if ((old->flags & KVIP_SERVICE_F_AFFINITY) &&
+	    !(opts->flags & KVIP_SERVICE_F_AFFINITY))
+		kvip_affinity_forget(kn, svc);
+	call_rcu(&old->rcu, kvip_svc_opts_free_rcu);
 	kvip_bump_gen(kn);
 	return 0;
 }
@@ -523,10 +563,12 @@ static void kvip_service_unlink(struct kvip_net *kn, struct kvip_service *svc)
 	eps = rcu_dereference_protected(svc->eps, lockdep_is_held(&kn->lock));
 	if (eps)
 		kn->nendpoints -= eps->count;
+	kvip_ct_service_deleted(kn, svc);
 	for (i = 0; i < svc->nfe; i++)
 		kvip_frontend_remove(kn, svc->fe[i]);
 	kfree(svc->fe);
 	kvip_unstage(kn, svc);
+	kvip_affinity_forget(kn, svc);
 	rhashtable_remove_fast(&kn->names, &svc->node, kvip_name_params);
 	list_del(&svc->list);
 	kn->nservices--;
@@ -545,6 +587,7 @@ static void kvip_maybe_unhook(struct kvip_net *kn)
 void kvip_service_delete(struct kvip_net *kn, struct kvip_service *svc)
 {
 	kvip_service_unlink(kn, svc);
+	kvip_ct_commit(kn);
 	kvip_bump_gen(kn);
 	kvip_maybe_unhook(kn);
 }
@@ -557,6 +600,7 @@ void kvip_flush(struct kvip_net *kn)
 		kvip_service_unlink(kn, svc);
 		cond_resched();
 	}
+	kvip_ct_commit(kn);
 	kvip_bump_gen(kn);
 	kvip_maybe_unhook(kn);
 }

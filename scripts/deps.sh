@@ -16,6 +16,8 @@ PACKAGES=(
 	qemu-system-x86 busybox-static cpio xz-utils file kmod util-linux
 	# kvipctl build.
 	gcc make pkg-config libnl-3-dev libnl-genl-3-dev
+	# kvipctl sync (its host tests also use python3 and openssl).
+	libcurl4-openssl-dev libjson-c-dev libyaml-dev libmicrohttpd-dev openssl
 	# kvipctl's libFuzzer harnesses (make -C tools fuzz; ASan+UBSan runtimes
 	# and libFuzzer come with libclang-rt-14-dev, gcc's with gcc).
 	clang libclang-rt-14-dev

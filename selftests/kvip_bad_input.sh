@@ -20,7 +20,12 @@
 # bits (service, endpoint, set flags: EOPNOTSUPP), bad address length,
 # family/length mismatch, port 0, bad protocol, missing attributes, an
 # unterminated or oversized name, unknown command, APPEND without a staged
-# set (ESRCH), too many frontends (E2BIG), read-only statistics. Each error
+# set (ESRCH), too many frontends (E2BIG), read-only statistics; service
+# options: affinity timeout without the flag or out of range, source ranges
+# with host bits, too long a prefix, family/length mismatch, no prefix
+# length, a list without NLA_F_NESTED, 65 ranges (E2BIG), read-only
+# affinity attributes; settings: none given, out-of-range flag, unknown
+# attribute, host bits, 65 prefixes (E2BIG), no NLA_F_NESTED. Each error
 # carries an extack message.
 # Without CAP_NET_ADMIN: every change fails with EPERM, reading still works.
 # Afterwards `kvipctl service show -j` is byte for byte what it was before.
@@ -39,7 +44,7 @@ service add default/a proto tcp clusterip 10.96.0.10:80
 endpoints set default/a 10.0.1.1:8080 10.0.1.2:8080@2
 service add default/b proto udp clusterip 10.96.0.11:53
 EOF
-before=$(ip netns exec "$node" "$KVIPCTL" service show -j)
+before=$(ip netns exec "$node" "$KVIPCTL" service show -j; ip netns exec "$node" "$KVIPCTL" config show -j)
 ktap_print_msg "table before: $before"
 
 # expect_cli DESC STATUS-RE MESSAGE-RE KVIPCTL-ARGS...: kvipctl in the node
@@ -67,6 +72,10 @@ expect_cli() {
 # type, an address longer than 16 bytes) get the policy's ERANGE; the uapi
 # header's list says EINVAL for ports and address lengths: both accepted.
 long=$(printf 'n%.0s' {1..256})
+ranges=""
+for ((i = 0; i < 65; i++)); do
+	ranges+="{family=inet addr=10.$i.0.0 prefix=16}"
+done
 fe="{type=clusterip family=inet addr=10.96.0.50 port=80}"
 many=""
 for ((i = 1; i <= 257; i++)); do
@@ -75,7 +84,7 @@ done
 raw_cases=(
 	"unknown top-level attribute;EINVAL;[Uu]nknown attribute;new_service name=default/r proto=tcp frontends=[$fe] 99=u32:1"
 	"unknown attribute in a frontend;EINVAL;[Uu]nknown attribute;new_service name=default/r proto=tcp frontends=[{type=clusterip family=inet addr=10.96.0.50 port=80 9=u32:1}]"
-	"unknown service flag bits;EOPNOTSUPP;flag;new_service name=default/r proto=tcp flags=1 frontends=[$fe]"
+	"unknown service flag bits;EOPNOTSUPP;flag;new_service name=default/r proto=tcp flags=0x10 frontends=[$fe]"
 	"unknown endpoint flag bits;EOPNOTSUPP;flag;set_endpoints name=default/a endpoints=[{family=inet addr=10.0.1.1 port=8080 flags=0x10}]"
 	"unknown set flag bits;EOPNOTSUPP;flag;set_endpoints name=default/a set_flags=4 endpoints=[{family=inet addr=10.0.1.1 port=8080}]"
 	"address of 5 bytes;EINVAL;length;new_service name=default/r proto=tcp frontends=[{type=clusterip family=inet addr=hex:0a6000320a port=80}]"
@@ -96,9 +105,29 @@ raw_cases=(
 	"257 frontends;E2BIG;frontends;new_service name=default/r proto=tcp frontends=[$many]"
 	"statistics are read-only;EINVAL;read-only|NESTED;set_endpoints name=default/a endpoints=[{family=inet addr=10.0.1.1 port=80 stats={conns=u64:5}}]"
 	"get a missing service;ENOENT;.*;get_service name=default/nope"
+	"affinity timeout without the affinity flag;EINVAL;without client IP affinity;new_service name=default/r proto=tcp flags=external_local affinity_timeout=60 frontends=[$fe]"
+	"affinity timeout 0;ERANGE;out of range;new_service name=default/r proto=tcp flags=affinity affinity_timeout=0 frontends=[$fe]"
+	"affinity timeout 86401;ERANGE;out of range;replace_service name=default/a proto=tcp flags=affinity affinity_timeout=86401 frontends=[$fe]"
+	"source range with host bits;EINVAL;bits set past the prefix length;new_service name=default/r proto=tcp source_ranges=[{family=inet addr=10.1.0.0 prefix=8}] frontends=[$fe]"
+	"IPv4 source range /33;EINVAL;prefix length too long;new_service name=default/r proto=tcp source_ranges=[{family=inet addr=10.0.0.0 prefix=33}] frontends=[$fe]"
+	"source range /129;ERANGE;out of range;new_service name=default/r proto=tcp source_ranges=[{family=inet6 addr=fd00:: prefix=129}] frontends=[$fe]"
+	"source range family/length mismatch;EINVAL;length;new_service name=default/r proto=tcp source_ranges=[{family=inet6 addr=10.0.0.0 prefix=8}] frontends=[$fe]"
+	"source range without a prefix length;EINVAL;prefix length missing;new_service name=default/r proto=tcp source_ranges=[{family=inet addr=10.0.0.0}] frontends=[$fe]"
+	"source range of an unknown family;EINVAL;family;new_service name=default/r proto=tcp source_ranges=[{family=u16:7 addr=10.0.0.0 prefix=8}] frontends=[$fe]"
+	"source range list without NLA_F_NESTED;EINVAL;NLA_F_NESTED;new_service name=default/r proto=tcp source_ranges=hex:0600010002000000 frontends=[$fe]"
+	"unknown attribute in a source range;EINVAL;[Uu]nknown attribute;new_service name=default/r proto=tcp source_ranges=[{family=inet addr=10.0.0.0 prefix=8 7=u8:1}] frontends=[$fe]"
+	"65 source ranges;E2BIG;prefixes;new_service name=default/r proto=tcp source_ranges=[$ranges] frontends=[$fe]"
+	"affinity entries are read-only;EINVAL;.;new_service name=default/r proto=tcp affinity=[] frontends=[$fe]"
+	"affinity count is read-only;EINVAL;.;replace_service name=default/a proto=tcp affinity_count=u32:1 frontends=[$fe]"
+	"SET_CONFIG without settings;EINVAL;settings missing;set_config"
+	"masquerade_all 2;ERANGE;out of range;set_config config={masquerade_all=2}"
+	"unknown setting attribute;EINVAL;[Uu]nknown attribute;set_config config={9=u8:1}"
+	"cluster CIDR with host bits;EINVAL;bits set past the prefix length;set_config config={cluster_cidrs=[{family=inet6 addr=fd00::1 prefix=64}]}"
+	"65 node-port prefixes;E2BIG;prefixes;set_config config={nodeport_addrs=[$ranges]}"
+	"settings without NLA_F_NESTED;EINVAL;NLA_F_NESTED;set_config config=hex:0500030001000000"
 )
-# 15 kvipctl cases, the raw ones, 5 unprivileged, 1 final comparison.
-ktap_set_plan $((15 + ${#raw_cases[@]} + 5 + 1))
+# 18 kvipctl cases, the raw ones, 6 unprivileged, 1 final comparison.
+ktap_set_plan $((18 + ${#raw_cases[@]} + 6 + 1))
 
 # --- kvipctl ---
 expect_cli "invalid IPv4 address" 2 "invalid address '10\.96\.0\.300" \
@@ -131,6 +160,13 @@ expect_cli "weight above 65535" 2 "weight" \
 	endpoints set default/a 10.0.1.1:8080@65536
 expect_cli "no frontend" 2 "FRONTEND|frontend|[Uu]sage" \
 	service add default/x proto tcp
+expect_cli "source range with host bits" 2 \
+	"invalid CIDR '10\.0\.0\.1/8' \(bits set past the prefix length\)" \
+	service add default/x proto tcp nodeport 30001 source-ranges 10.0.0.0/8,10.0.0.1/8
+expect_cli "affinity timeout out of range" 2 "invalid affinity timeout '86401'" \
+	service replace default/a proto tcp clusterip 10.96.0.10:80 affinity clientip timeout 86401
+expect_cli "config set with a bad CIDR" 2 "invalid CIDR 'x'" \
+	config set masquerade-all on cluster-cidr 10.0.0.0/8 x
 
 # The longest name works (and goes away again).
 max=$(printf 'm%.0s' {1..255})
@@ -164,7 +200,7 @@ done
 
 # --- without CAP_NET_ADMIN ---
 if ! setpriv --inh-caps=-all --bounding-set=-net_admin true 2>/dev/null; then
-	for d in "service add" "endpoints set" flush "raw new_service" "show works"; do
+	for d in "service add" "endpoints set" flush "raw new_service" "config set" "show works"; do
 		ktap_test_skip "unprivileged: $d" "setpriv cannot drop CAP_NET_ADMIN"
 	done
 else
@@ -193,12 +229,18 @@ EOF
 	ktap_print_msg "unprivileged raw del_service, get dump -> $out"
 	ktap_check "unprivileged: raw del_service gets EPERM, a dump works" "$out" \
 		matches "$out" "^ERROR EPERM.*MSG.*default/a.*MSG.*default/b.*OK$"
-	show=$(ip netns exec "$node" "${unpriv[@]}" "$KVIPCTL" service show -j 2>&1)
+	out=$(ip netns exec "$node" "${unpriv[@]}" "$KVIPCTL" config set drop-invalid on 2>&1)
+	rc=$?
+	ktap_print_msg "unprivileged config set -> exit $rc: $out"
+	ktap_check "unprivileged: config set fails with EPERM" "exit $rc: $out" \
+		matches "$rc $out" "^1 .*Operation not permitted"
+	show=$(ip netns exec "$node" "${unpriv[@]}" "$KVIPCTL" service show -j 2>&1;
+	       ip netns exec "$node" "${unpriv[@]}" "$KVIPCTL" config show -j 2>&1)
 	ktap_check "unprivileged: service show -j works and shows the table" \
 		"got: $show" [ "$show" = "$before" ]
 fi
 
-after=$(ip netns exec "$node" "$KVIPCTL" service show -j)
+after=$(ip netns exec "$node" "$KVIPCTL" service show -j; ip netns exec "$node" "$KVIPCTL" config show -j)
 ktap_check "the table is unchanged after all of it" \
 	"before: $before"$'\n'"after:  $after" [ "$after" = "$before" ]
 

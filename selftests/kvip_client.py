@@ -19,6 +19,9 @@ with --tally endpoint, or NAME@LOCAL with --tally both):
   backend-1 19
   ...
 
+--snat accepts a PEER other than this socket (the connection was
+masqueraded); --tally peer then counts by the address the backend saw.
+
 Exit status 0 when every connection was ok, 1 otherwise. Failures are
 described on stderr (the first few of each kind).
 
@@ -95,7 +98,7 @@ class Client:
         if echo != payload:
             return None, "payload %r came back as %r" % (payload, echo)
         me = fmt_addr(sock.getsockname())
-        if peer != me:
+        if peer != me and not self.args.snat:
             return None, "backend %s saw client %s, expected %s (SNAT?)" % (
                 name, peer, me)
         if local == self.vip:
@@ -105,7 +108,8 @@ class Client:
         if got != self.vip:
             return None, "reply came from %s, not the VIP %s" % (got, self.vip)
         key = {"name": name, "endpoint": local,
-               "both": "%s@%s" % (name, local)}[self.args.tally]
+               "both": "%s@%s" % (name, local),
+               "peer": peer.rsplit(":", 1)[0].strip("[]")}[self.args.tally]
         return key, None
 
     def one(self, seq):
@@ -198,8 +202,10 @@ def main():
                     help="per-connection timeout in seconds")
     ap.add_argument("-i", "--interval", type=float, default=0,
                     help="pause between connections, seconds")
-    ap.add_argument("--tally", choices=["name", "endpoint", "both"],
+    ap.add_argument("--tally", choices=["name", "endpoint", "both", "peer"],
                     default="name")
+    ap.add_argument("--snat", action="store_true",
+                    help="the backend may see another client address")
     ap.add_argument("--stop-file", help="stop once this file exists")
     ap.add_argument("--log", help="per-connection log file")
     ap.add_argument("--max-errors", type=int, default=3,

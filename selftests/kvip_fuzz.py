@@ -5,8 +5,9 @@
 Usage: kvip_fuzz.py [--seed N] [--count N] [--procs N] [--corrupt-model]
                     [--check-every N]       (KVIP_FUZZ_TRACE=1: trace)
 
-Messages are built from valid templates of every command (new, replace,
-del, get doit/dump, set_endpoints single and MORE/APPEND sequences, flush)
+Messages are built from valid templates of every command (new, replace
+with service options and source ranges, del, get doit/dump, set_endpoints
+single and MORE/APPEND sequences, flush, set_config, get_config)
 over a small pool of names, VIPs and endpoints, so that operations collide,
 then mutated: boundary values, wrong attribute types and lengths, truncated
 and oversized attributes, nlmsg_len lies, unknown attributes, commands and
@@ -16,7 +17,7 @@ APPENDs from other sockets, sockets closed mid-sequence or mid-dump.
 
 Phase 1 (one process, --count N, or N/2 with --procs > 1) keeps a model of
 what the kernel acknowledged (name -> proto, frontends, endpoint multiset,
-staged sets) and predicts the outcome of every semantic request: the
+options; staged sets; the netns settings) and predicts the outcome of every semantic request: the
 errno must be one the contract allows (0 when none applies), GET replies
 and the dumps taken along the way and at the end must equal the model.
 Phase 2 (--procs N > 1) forks N senders with seeds derived from the main
@@ -47,14 +48,21 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kvip_nl as K  # noqa: E402
 
-NEW, DEL, GET, SET, FLUSH, REPLACE = 1, 2, 3, 4, 5, 6
+NEW, DEL, GET, SET, FLUSH, REPLACE, CFG_SET, CFG_GET = range(1, 9)
 A_NAME, A_PROTO, A_FLAGS, A_FES, A_EPS, A_STATS, A_SETF, A_EPCOUNT = range(1, 9)
+A_AFF_TIMEOUT, A_RANGES, A_CONFIG = 9, 10, 11
+C_NODEPORT, C_CLUSTER, C_MASQ, C_DROP = 1, 2, 3, 4
+SVC_F_ALL = 0xf
+SVC_F_AFFINITY = 4
+AFF_DEFAULT, AFF_MAX = 10800, 86400
 MORE, APPEND = 1, 2
 TCP, UDP, SCTP = 6, 17, 132
 AF4, AF6 = socket.AF_INET, socket.AF_INET6
 NESTED = K.NLA_F_NESTED
-POLICY = {NEW: {1, 2, 3, 4, 5}, REPLACE: {1, 2, 3, 4, 5}, DEL: {1}, GET: {1},
-          SET: {1, 5, 7}, FLUSH: set()}
+POLICY = {NEW: {1, 2, 3, 4, 5, 9, 10}, REPLACE: {1, 2, 3, 4, 5, 9, 10},
+          DEL: {1}, GET: {1}, SET: {1, 5, 7}, FLUSH: set(), CFG_SET: {11},
+          CFG_GET: set()}
+NONAME = (FLUSH, CFG_SET, CFG_GET)
 # Errors the netlink/genetlink cores return without an extack message.
 CORE_NO_EXTACK = {"EPERM", "badcmd", "shortgenl", "nlflags", "dumpflag"}
 
@@ -92,6 +100,20 @@ PORTS = [80, 443, 65535]
 NODEPORTS = [30080, 30443]
 
 
+def mask(a, plen):
+    """A with the bits past PLEN cleared."""
+    n = int.from_bytes(a, "big")
+    bits = 8 * len(a)
+    plen = min(plen, bits)
+    n &= ((1 << bits) - 1) ^ ((1 << (bits - plen)) - 1)
+    return n.to_bytes(len(a), "big")
+
+
+def cidr_bytes(c):
+    fam, a, plen = c
+    return nest(0, [u16(1, fam), nla(2, a), u8(3, plen)])
+
+
 def ep_addr(i):
     if i % 7 == 6:
         return AF6, bytes.fromhex("fd000001" + "00" * 8) + struct.pack(">I", i)
@@ -103,7 +125,7 @@ class Req:
     __slots__ = ("cmd", "name", "proto", "sflags", "fes", "eps", "has_eps",
                  "setf", "errs", "policy_err", "mut", "raw", "nlflags",
                  "dump", "must_fail", "no_reply", "either", "text",
-                 "semantic", "big")
+                 "semantic", "big", "tmo", "ranges", "cfg")
 
     def __init__(self, cmd):
         self.cmd = cmd
@@ -112,6 +134,9 @@ class Req:
         self.sflags = 0
         self.fes = []           # (type, family, addr, port)
         self.eps = []           # (family, addr, port, weight, flags)
+        self.tmo = None         # KVIP_A_AFFINITY_TIMEOUT or None
+        self.ranges = []        # source ranges: (family, addr, prefix)
+        self.cfg = None         # SET_CONFIG: {attr: value or prefix list}
         self.has_eps = False
         self.setf = 0
         self.errs = set()       # errnos the contract allows for this request
@@ -166,8 +191,10 @@ class Fuzzer:
         self.findings = []
         self.sent = 0
         self.stats = {}
-        self.model = {}          # name -> [proto, fes(list), eps(list)]
+        self.model = {}          # name -> [proto, fes, eps, options]
         self.staged = {}         # name -> [conn ident, eps, certain]
+        # SET_CONFIG model: a fresh netns has the defaults.
+        self.cfg = {C_NODEPORT: (), C_CLUSTER: (), C_MASQ: 0, C_DROP: 0}
         self.next_ident = 3
         self.epcache = {}
         self.bigcache = {}
@@ -285,14 +312,40 @@ class Fuzzer:
         fam, addr = r.choice(VIPS)
         return (r.choice((1, 1, 2)), fam, addr, r.choice(PORTS))
 
+    def rand_cidr(self):
+        r = self.rng
+        if r.random() < 0.7:
+            plen = r.choice((0, 8, 16, 24, 32))
+            a = bytes([10, r.randrange(4), 0, 0])
+            return (AF4, mask(a, plen), plen)
+        plen = r.choice((0, 8, 48, 64, 128))
+        return (AF6, mask(bytes.fromhex("fd00" + "12" * 14), plen), plen)
+
     def gen(self):
         r = self.rng
         x = r.random()
+        if x < 0.03:
+            q = Req(CFG_SET)
+            q.cfg = {}
+            for a in (C_NODEPORT, C_CLUSTER, C_MASQ, C_DROP):
+                if r.random() < 0.5:
+                    q.cfg[a] = [self.rand_cidr() for _ in range(
+                        r.choice((0, 1, 2, 3)))] if a <= C_CLUSTER else \
+                        r.randrange(2)
+            return q
+        if x < 0.045:
+            return Req(CFG_GET)
         if x < 0.22:
             q = Req(r.choice((NEW, NEW, REPLACE)))
             q.name = r.choice(NAMES)
             q.proto = r.choice((TCP, TCP, UDP, SCTP))
             q.fes = [self.rand_fe() for _ in range(r.choice((1, 1, 2, 3)))]
+            if r.random() < 0.5:
+                q.sflags = r.randrange(SVC_F_ALL + 1)
+                if q.sflags & SVC_F_AFFINITY and r.random() < 0.5:
+                    q.tmo = r.choice((1, 60, AFF_MAX))
+            if r.random() < 0.3:
+                q.ranges = [self.rand_cidr() for _ in range(r.choice((0, 1, 3)))]
             if r.random() < 0.4:
                 q.has_eps = True
                 q.eps = [self.rand_ep() for _ in range(r.randrange(5))]
@@ -355,15 +408,60 @@ class Fuzzer:
 
     # --- semantic mutation (still modeled) -------------------------------
 
+    def mutate_cidrs(self, lst):
+        """Break one prefix of LST (a new list); returns (list, tag)."""
+        r = self.rng
+        lst = list(lst) or [self.rand_cidr()]
+        i = r.randrange(len(lst))
+        fam, a, plen = lst[i]
+        m = r.randrange(6)
+        if m == 0:                      # host bits set
+            lst[i] = (AF4, bytes([10, 1, 2, 3]), r.choice((8, 16, 24)))
+            return lst, "cidrhost"
+        if m == 1:
+            lst[i] = (AF4, bytes(4), r.choice((33, 64, 128)))
+            return lst, "cidrlong"
+        if m == 2:
+            lst[i] = (fam, a, r.choice((129, 255)))
+            return lst, "cidrpolicy"
+        if m == 3:
+            lst[i] = (AF6 if fam == AF4 else AF4, a, 0)
+            return lst, "cidrfam"
+        if m == 4:
+            lst[i] = (r.choice((0, 7, 99)), a, 0)
+            return lst, "cidrunknownfam"
+        return [self.rand_cidr() for _ in range(65)], "cidr65"
+
     def mutate_semantic(self, q):
         r = self.rng
         cmd = q.cmd
-        m = r.randrange(14)
+        m = r.randrange(17)
+        if cmd == CFG_SET:
+            y = r.randrange(4)
+            if y == 0:
+                q.cfg = None; q.mut = "nocfg"
+            elif y == 1:
+                q.cfg[r.choice((C_MASQ, C_DROP))] = r.choice((2, 255))
+                q.mut = "cfgflag"
+            else:
+                a = r.choice((C_NODEPORT, C_CLUSTER))
+                q.cfg[a], q.mut = self.mutate_cidrs(q.cfg.get(a, []))
+            return q
         if cmd in (NEW, REPLACE):
             if m == 0:
                 q.proto = r.choice((0, 1, 58, 255)); q.mut = "proto"
             elif m == 1:
-                q.sflags = r.choice((1, 0x80000000)); q.mut = "sflags"
+                q.sflags = r.choice((0x10, 0x80000000)) | \
+                    r.randrange(SVC_F_ALL + 1)
+                q.mut = "sflags"
+            elif m == 14:
+                q.sflags |= SVC_F_AFFINITY
+                q.tmo = r.choice((0, AFF_MAX + 1, 0xffffffff)); q.mut = "tmo"
+            elif m == 15:
+                q.sflags &= ~SVC_F_AFFINITY
+                q.tmo = r.choice((1, 60)); q.mut = "tmonoflag"
+            elif m == 16:
+                q.ranges, q.mut = self.mutate_cidrs(q.ranges)
             elif m == 2:
                 q.fes = []; q.mut = "nofe"
             elif m == 3 and q.fes:
@@ -396,7 +494,7 @@ class Fuzzer:
                 q.setf = r.choice((4, 8, 0x80000000, 7)); q.mut = "setf"
             else:
                 self.mutate_eps(q)
-        if cmd != FLUSH and r.random() < 0.15:
+        if cmd not in NONAME and r.random() < 0.15:
             y = r.randrange(4)
             if y == 0:
                 q.name = ""; q.mut += "+emptyname"
@@ -491,6 +589,37 @@ class Fuzzer:
     def has_dup(eps):
         return len({(e[0], e[1], e[2]) for e in eps}) != len(eps)
 
+    @staticmethod
+    def cidr_errs(q, lst, cap):
+        errs = set()
+        if len(lst) > cap:
+            errs.add(E.E2BIG)
+        for fam, a, plen in lst:
+            if plen > 128:
+                errs.add(E.ERANGE); q.policy_err = True
+            if fam not in (AF4, AF6) or len(a) != (4 if fam == AF4 else 16) \
+                    or plen > 8 * len(a) or mask(a, plen) != a:
+                errs.add(E.EINVAL)
+        return errs
+
+    def opts_errs(self, q):
+        errs = set()
+        if q.sflags & ~SVC_F_ALL:
+            errs.add(E.EOPNOTSUPP)
+        if q.tmo is not None:
+            if not 1 <= q.tmo <= AFF_MAX:
+                errs.add(E.ERANGE); q.policy_err = True
+            if not q.sflags & SVC_F_AFFINITY:
+                errs.add(E.EINVAL)
+        return errs | self.cidr_errs(q, q.ranges, 64)
+
+    @staticmethod
+    def opts_of(q):
+        """The options as the kernel reports them."""
+        aff = q.sflags & SVC_F_AFFINITY
+        return (q.sflags, (q.tmo or AFF_DEFAULT) if aff else None,
+                tuple(sorted(q.ranges)))
+
     def name_errs(self, q):
         if q.name is None:
             return {E.EINVAL}
@@ -507,13 +636,21 @@ class Fuzzer:
     def predict(self, q, conn):
         """The set of allowed errnos ({0} when the request must succeed)."""
         cmd = q.cmd
-        errs = set() if cmd == FLUSH else self.name_errs(q)
+        errs = set() if cmd in NONAME else self.name_errs(q)
         name = q.name
+        if cmd == CFG_SET:
+            if q.cfg is None:
+                errs.add(E.EINVAL)
+            else:
+                for a, v in q.cfg.items():
+                    if a <= C_CLUSTER:
+                        errs |= self.cidr_errs(q, v, 64)
+                    elif v > 1:
+                        errs.add(E.ERANGE); q.policy_err = True
         if cmd in (NEW, REPLACE):
             if q.proto not in (TCP, UDP, SCTP):
                 errs.add(E.EINVAL)
-            if q.sflags:
-                errs.add(E.EOPNOTSUPP)
+            errs |= self.opts_errs(q)
             errs |= self.fe_errs(q)
             if q.has_eps:
                 errs |= self.ep_errs(q)
@@ -523,7 +660,7 @@ class Fuzzer:
                 if cmd == NEW and name in self.model:
                     errs.add(E.EEXIST)
                 for k in map(self.fe_key, q.fes):
-                    for other, (proto, fes, _) in self.model.items():
+                    for other, (proto, fes, *_) in self.model.items():
                         if other != name and proto == q.proto and \
                                 k in map(self.fe_key, fes):
                             errs.add(E.EEXIST)
@@ -565,11 +702,14 @@ class Fuzzer:
         """Update the model after the kernel answered ERR to Q."""
         name = q.name
         cmd = q.cmd
+        if cmd == CFG_SET and not err:
+            for a, v in q.cfg.items():
+                self.cfg[a] = tuple(v) if a <= C_CLUSTER else v
         if cmd in (NEW, REPLACE) and not err:
             old = self.model.get(name)
             eps = [self.norm_ep(e) for e in q.eps] if q.has_eps else \
                 (old[2] if old else [])
-            self.model[name] = [q.proto, list(q.fes), eps]
+            self.model[name] = [q.proto, list(q.fes), eps, self.opts_of(q)]
         elif cmd == DEL and not err:
             self.model.pop(name, None)
             self.staged.pop(name, None)
@@ -615,10 +755,20 @@ class Fuzzer:
             if nulname:
                 s += b"junk\0"
             out.append(nla(A_NAME, s))
+        if q.cmd == CFG_SET and q.cfg is not None:
+            parts = []
+            for a, v in sorted(q.cfg.items()):
+                parts.append(nest(a, [cidr_bytes(c) for c in v])
+                             if a <= C_CLUSTER else u8(a, v))
+            out.append(nest(A_CONFIG, parts))
         if q.cmd in (NEW, REPLACE):
             out.append(u8(A_PROTO, q.proto))
             if q.sflags or self.rng.random() < 0.2:
                 out.append(u32(A_FLAGS, q.sflags))
+            if q.tmo is not None:
+                out.append(u32(A_AFF_TIMEOUT, q.tmo))
+            if q.ranges or self.rng.random() < 0.1:
+                out.append(nest(A_RANGES, [cidr_bytes(c) for c in q.ranges]))
             if q.fes or self.rng.random() < 0.5:
                 out.append(nest(A_FES, [self.fe_bytes(f) for f in q.fes]))
         if q.big:
@@ -647,7 +797,7 @@ class Fuzzer:
         t = atype & K.NLA_TYPE_MASK
         payload = a[4:alen]
         if m == 1:                      # wrong length for a scalar
-            if t in (A_PROTO, A_FLAGS, A_SETF):
+            if t in (A_PROTO, A_FLAGS, A_SETF, A_AFF_TIMEOUT):
                 attrs[i] = nla(t, payload + b"\0" * r.choice((1, 4)) if
                                r.random() < 0.5 else payload[:len(payload) - 1])
                 return attrs, "badlen"
@@ -739,7 +889,7 @@ class Fuzzer:
                 q.must_fail = True
                 q.policy_err = True
             elif m == 5:
-                cmd = r.choice((0, 7, 8, 100, 255))
+                cmd = r.choice((0, 9, 100, 255))
                 q.mut = "badcmd"
                 q.must_fail = True
             elif m == 6:
@@ -802,14 +952,16 @@ class Fuzzer:
             self.find("kvip reply without genl header (%d bytes)" % mlen, q)
             return None
         cmd = data[off + 16]
-        if cmd != GET:
+        if cmd not in (GET, CFG_GET):
             self.find("kvip reply with cmd %d" % cmd, q)
         pl = bytes(data[off + 20:off + mlen])
         m = self.parse(pl, 0, len(pl), "kvip")
         if m is None:
             self.find("malformed kvip reply: %s" % pl[:200].hex(), q)
             return None
-        if "name" not in m:
+        if cmd == CFG_GET and set(m) != {"config"}:
+            self.find("GET_CONFIG reply is not KVIP_A_CONFIG alone", q)
+        elif cmd == GET and "name" not in m:
             self.find("kvip reply without a name", q)
         return m
 
@@ -1026,15 +1178,18 @@ class Fuzzer:
                           f["port"]) for f in s.get("frontends", []))
             eps = sorted((e["family"], ab(e["addr"]), e["port"],
                           e["weight"], e["flags"]) for e in s["endpoints"])
-            out[s["name"]] = (s["proto"], fes, eps)
+            ranges = tuple(sorted((c["family"], ab(c["addr"]), c["prefix"])
+                                  for c in s.get("source_ranges", [])))
+            opts = (s.get("flags"), s.get("affinity_timeout"), ranges)
+            out[s["name"]] = (s["proto"], fes, eps, opts)
         return out
 
     def model_view(self, names=None):
         out = {}
-        for name, (proto, fes, eps) in self.model.items():
+        for name, (proto, fes, eps, opts) in self.model.items():
             if names is not None and name not in names:
                 continue
-            out[name] = (proto, sorted(fes), sorted(eps))
+            out[name] = (proto, sorted(fes), sorted(eps), opts)
         return out
 
     def compare(self, kern, where, q=None):
@@ -1060,6 +1215,8 @@ class Fuzzer:
                 diff.append("endpoints %d != model %d (extra %s, missing %s)"
                             % (len(k[2]), len(m[2]), sorted(ks - ms)[:3],
                                sorted(ms - ks)[:3]))
+            if k[3] != m[3]:
+                diff.append("options %s != model %s" % (k[3], m[3]))
             self.find("%s: service '%s': %s" % (where, name[:40],
                                                 "; ".join(diff)), q)
         return False
@@ -1149,7 +1306,7 @@ class Fuzzer:
             return
         if q.no_reply:
             return
-        msgs = [] if q.cmd == GET else None
+        msgs = [] if q.cmd in (GET, CFG_GET) else None
         stop = None
         if q.dump and r.random() < 0.1:
             stop = 1
@@ -1190,6 +1347,8 @@ class Fuzzer:
             return
         if q.cmd == GET and not err and msgs is not None:
             self.check_get(q, msgs)
+        if q.cmd == CFG_GET and not err and msgs is not None:
+            self.check_config(q, msgs)
         self.apply(q, conn, err)
 
     def check_get(self, q, msgs):
@@ -1217,13 +1376,33 @@ class Fuzzer:
         else:
             self.compare(self.kernel_view(svcs), "get " + where, q)
 
+    def config_view(self, m):
+        ab = self.addr_b
+        out = {}
+        for a, key in ((C_NODEPORT, "nodeport_addrs"),
+                       (C_CLUSTER, "cluster_cidrs")):
+            out[a] = tuple((c["family"], ab(c["addr"]), c["prefix"])
+                           for c in m.get(key, []))
+        out[C_MASQ] = m.get("masquerade_all")
+        out[C_DROP] = m.get("drop_invalid")
+        return out
+
+    def check_config(self, q, msgs):
+        if len(msgs) != 1 or "config" not in msgs[0]:
+            self.find("GET_CONFIG: %d replies" % len(msgs), q)
+            return
+        got = self.config_view(msgs[0]["config"])
+        if got != self.cfg:
+            self.find("GET_CONFIG %s != model %s" % (got, self.cfg), q)
+            self.cfg = got
+
     def resync(self):
         """After a finding: take the kernel's table as the model."""
         svcs = self.full_dump("resync")
         if svcs is None:
             return
-        self.model = {n: [p, list(f), list(e)]
-                      for n, (p, f, e) in self.kernel_view(svcs).items()}
+        self.model = {n: [p, list(f), list(e), o]
+                      for n, (p, f, e, o) in self.kernel_view(svcs).items()}
         self.staged.clear()
         for i in range(len(self.conns)):
             self.reopen(i)
@@ -1270,6 +1449,12 @@ def main(argv):
     f.conns[0].sock.send(f.frame(f.conns[0], FLUSH, [], K.NLM_F_REQUEST |
                                  K.NLM_F_ACK)[1])
     f.recv_until(f.conns[0], f.conns[0].seq, None)
+    # ... and the default settings, which the model starts from.
+    defaults = nest(A_CONFIG, [nest(C_NODEPORT, []), nest(C_CLUSTER, []),
+                               u8(C_MASQ, 0), u8(C_DROP, 0)])
+    f.conns[0].sock.send(f.frame(f.conns[0], CFG_SET, [defaults],
+                                 K.NLM_F_REQUEST | K.NLM_F_ACK)[1])
+    f.recv_until(f.conns[0], f.conns[0].seq, None)
     nextcheck = args.check_every
     try:
         while f.sent < det:
@@ -1286,7 +1471,7 @@ def main(argv):
             name = sorted(f.model)[0]
             f.model[name][2] = f.model[name][2] + [(AF4, b"\1\2\3\4", 1, 1, 3)]
         else:
-            f.model["corrupt"] = [TCP, [], []]
+            f.model["corrupt"] = [TCP, [], [], (0, None, ())]
         print("# corrupted the model", flush=True)
     svcs = f.check_dump("final dump (phase 1, %d messages)" % f.sent)
     if svcs is not None:

@@ -86,8 +86,10 @@ client_run "$out" "$client" -n "$CONNS" "$VIP" 80
 ktap_check "known service carries traffic" "${R[ok]} of $CONNS" \
 	[ "${R[ok]}" = "$CONNS" ]
 
+# flush keeps the settings the fuzzer left: restore the defaults too.
 kvipctl_batch "$fnode" <<EOF2
 flush
+config set nodeport-addresses default cluster-cidr none masquerade-all off drop-invalid off
 service add default/again proto tcp clusterip $VIP:80
 endpoints set default/again $(endpoints4 8080 1 2)
 EOF2

@@ -9,6 +9,8 @@ attributes, bad lengths, unknown flag bits, unknown commands.
 Usage:
   kvip_nl.py [OPTIONS] REQUEST...        one request (the words of it)
   kvip_nl.py [OPTIONS] -b FILE|-         one request per line
+  kvip_nl.py --monitor [COUNT]           print events ("EVENT cmd {json}"),
+                                         after "READY"; stop after COUNT
 
 Options: --offsets (print extack attribute offsets), --recv-size N (bytes
 per recv(), default 1 MiB; the kernel sizes dump messages after it).
@@ -18,20 +20,24 @@ Request syntax (see include/uapi/linux/kvip.h for the attributes):
   CMD [nlflags=F,F...] [version=N] [ATTR...]
 
   CMD     new_service, replace_service, del_service, get_service,
-          set_endpoints, flush, or a number (e.g. 99, an unknown command)
+          set_endpoints, flush, set_config, get_config, or a number (e.g.
+          99, an unknown command)
   nlflags extra header flags: create excl replace append dump root match
           echo (generic netlink rejects all but dump and echo). REQUEST is
           always set, and ACK unless it is a dump.
   ATTR    KEY=VALUE, KEY an attribute name of the current nest (name, proto,
           flags, frontends, endpoints, set_flags, ...; in a frontend: type,
           family, addr, port; in an endpoint: family, addr, port, weight,
-          flags) or a number (an unknown attribute).
+          flags; affinity_timeout, source_ranges=[{family addr prefix}],
+          config={nodeport_addrs=[...] cluster_cidrs=[...] masquerade_all
+          drop_invalid}) or a number (an unknown attribute).
   VALUE   {ATTR...}         a nest
           [{ATTR...}...]    a list nest; entries have type 0, or N:{...}
           SCALAR            typed by the attribute (u8/u16/u32/u64, string,
                             address), symbolic names allowed: tcp udp sctp,
                             inet inet6, clusterip external nodeport,
-                            ready|serving|terminating|local, more|append;
+                            ready|serving|terminating|local, more|append,
+                            external_local|internal_local|affinity|managed;
                             or forced with a prefix: u8: u16: u32: u64:
                             str: (NUL-terminated) bytes: (no NUL) hex: ip:
   Quote with "..." (shell-like) to put spaces in a value.
@@ -92,6 +98,10 @@ GENL_ID_CTRL = 0x10
 CTRL_CMD_GETFAMILY = 3
 CTRL_ATTR_FAMILY_ID = 1
 CTRL_ATTR_FAMILY_NAME = 2
+CTRL_ATTR_MCAST_GROUPS = 7
+CTRL_ATTR_MCAST_GRP_NAME = 1
+CTRL_ATTR_MCAST_GRP_ID = 2
+NETLINK_ADD_MEMBERSHIP = 1
 
 NLFLAG_NAMES = {
     "create": NLM_F_CREATE, "excl": NLM_F_EXCL, "replace": NLM_F_REPLACE,
@@ -105,7 +115,10 @@ KVIP_GENL_NAME = "kvip"
 KVIP_GENL_VERSION = 1
 
 CMDS = {"new_service": 1, "del_service": 2, "get_service": 3,
-        "set_endpoints": 4, "flush": 5, "replace_service": 6}
+        "set_endpoints": 4, "flush": 5, "replace_service": 6,
+        "set_config": 7, "get_config": 8}
+CMD_NAMES = {v: k for k, v in CMDS.items()}
+KVIP_MCGRP_EVENTS = "events"
 
 SYMBOLS = {
     "proto": {"tcp": 6, "udp": 17, "sctp": 132},
@@ -113,6 +126,8 @@ SYMBOLS = {
     "type": {"clusterip": 1, "external": 2, "nodeport": 3},
     "ep_flags": {"ready": 1, "serving": 2, "terminating": 4, "local": 8},
     "set_flags": {"more": 1, "append": 2},
+    "svc_flags": {"external_local": 1, "internal_local": 2, "affinity": 4,
+                  "managed": 8},
 }
 
 # space -> {type number: (name, kind, symbols or sub-space)}
@@ -121,12 +136,35 @@ SPACES = {
     "kvip": {
         1: ("name", "string", None),
         2: ("proto", "u8", "proto"),
-        3: ("flags", "u32", None),
+        3: ("flags", "u32", "svc_flags"),
         4: ("frontends", "list", "frontend"),
         5: ("endpoints", "list", "endpoint"),
         6: ("stats", "nest", "stats"),
         7: ("set_flags", "u32", "set_flags"),
         8: ("endpoint_count", "u32", None),
+        9: ("affinity_timeout", "u32", None),
+        10: ("source_ranges", "list", "cidr"),
+        11: ("config", "nest", "config"),
+        12: ("affinity", "list", "affinity"),
+        13: ("affinity_count", "u32", None),
+    },
+    "cidr": {
+        1: ("family", "u16", "family"),
+        2: ("addr", "addr", None),
+        3: ("prefix", "u8", None),
+    },
+    "config": {
+        1: ("nodeport_addrs", "list", "cidr"),
+        2: ("cluster_cidrs", "list", "cidr"),
+        3: ("masquerade_all", "u8", None),
+        4: ("drop_invalid", "u8", None),
+    },
+    "affinity": {
+        1: ("family", "u16", "family"),
+        2: ("client", "addr", None),
+        3: ("endpoint", "addr", None),
+        4: ("port", "u16", None),
+        5: ("expires", "u32", None),
     },
     "frontend": {
         1: ("type", "u8", "type"),
@@ -146,6 +184,7 @@ SPACES = {
         1: ("pad", "pad", None),
         2: ("conns", "u64", None),
         3: ("rejects", "u64", None),
+        4: ("drops", "u64", None),
     },
 }
 
@@ -233,6 +272,19 @@ def frontend(ftype, addr=None, port=None):
     if port is not None:
         a.append(nla_u16(4, port))
     return nla_nest(0, a)
+
+
+def cidr(text, family=None, prefix=None):
+    """Attributes of one KVIP_CIDR_A_* nest from "ADDR/LEN" (host bits
+    allowed: the kernel is the one to reject them)."""
+    addr, _, plen = text.partition("/")
+    ip = ipaddress.ip_address(addr)
+    if family is None:
+        family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+    if prefix is None:
+        prefix = int(plen) if plen else ip.max_prefixlen
+    return nla_nest(0, [nla_u16(1, family), nla(2, ip.packed),
+                        nla_u8(3, prefix)])
 
 
 def endpoint(addr, port, weight=None, flags=None):
@@ -547,6 +599,41 @@ class KvipNl(GenlSocket):
         msgs = self._request(self.family, cmd, version, attrs, flags)
         return [parse_attrs(p[4:]) for _, _, p in msgs]
 
+    def join_events(self):
+        """Join the events multicast group (no privilege needed)."""
+        msgs = self._request(GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1,
+                             nla_str(CTRL_ATTR_FAMILY_NAME, KVIP_GENL_NAME),
+                             0)
+        for _, _, payload in msgs:
+            for atype, val in iter_attrs(payload[4:]):
+                if atype != CTRL_ATTR_MCAST_GROUPS:
+                    continue
+                for _, grp in iter_attrs(val):
+                    g = dict(iter_attrs(grp))
+                    name = g.get(CTRL_ATTR_MCAST_GRP_NAME, b"")
+                    if name.split(b"\0", 1)[0].decode() == KVIP_MCGRP_EVENTS:
+                        gid = struct.unpack("=I",
+                                            g[CTRL_ATTR_MCAST_GRP_ID])[0]
+                        self.sock.setsockopt(SOL_NETLINK,
+                                             NETLINK_ADD_MEMBERSHIP, gid)
+                        return gid
+        raise NlError(errno_mod.ENOENT, "no events multicast group")
+
+    def events(self):
+        """Yield (command name, attributes) for each event received."""
+        while True:
+            data = self.sock.recv(self.recv_size)
+            off = 0
+            while off + 16 <= len(data):
+                mlen, mtype, _f, mseq, _pid = struct.unpack_from("=IHHII",
+                                                                 data, off)
+                payload = data[off + 16:off + mlen]
+                off += align4(max(mlen, 16))
+                if mtype != self.family or mseq != 0 or len(payload) < 4:
+                    continue
+                yield (CMD_NAMES.get(payload[0], str(payload[0])),
+                       parse_attrs(payload[4:]))
+
     def services(self, name=None):
         """Dump the table as the contract describes it: one dict per
         service, continuation messages (NAME + ENDPOINTS only) merged into
@@ -600,6 +687,24 @@ def run_one(nl, text, offsets):
     return True
 
 
+def monitor(count):
+    try:
+        nl = KvipNl()
+        nl.join_events()
+    except NlError as e:
+        print("kvip_nl.py: %s" % e, file=sys.stderr)
+        return 1
+    print("READY", flush=True)
+    n = 0
+    for cmd, attrs in nl.events():
+        print("EVENT %s %s" % (cmd, json.dumps(attrs, sort_keys=True)),
+              flush=True)
+        n += 1
+        if count and n >= count:
+            return 0
+    return 0
+
+
 def main(argv):
     offsets = False
     while argv and argv[0] in ("--offsets", "--recv-size"):
@@ -609,6 +714,8 @@ def main(argv):
         else:
             GenlSocket.recv_size = int(argv[1])
             argv = argv[2:]
+    if argv and argv[0] == "--monitor":
+        return monitor(int(argv[1]) if len(argv) > 1 else 0)
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2

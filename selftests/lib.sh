@@ -44,7 +44,7 @@ KVIP_SELFTESTS=${BASH_SOURCE[0]}
 KVIP_SELFTESTS=$(cd "$KVIP_SELFTESTS" && pwd -P)
 KVIP_ROOT=${KVIP_SELFTESTS%/*}
 KVIPCTL=${KVIPCTL:-$KVIP_ROOT/tools/kvipctl/kvipctl}
-KVIP_KO=${KVIP_KO:-$KVIP_ROOT/kmod/kvip.ko}
+KVIP_KO=${KVIP_KO:-$KVIP_ROOT/kmod/kvip.ko}	# KVIP_KO_PARAMS: insmod parameters
 # The distribution interpreter starts faster than a pyenv shim.
 if [[ -z "${PYTHON:-}" ]]; then
 	if [[ -x /usr/bin/python3 ]]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
@@ -302,7 +302,8 @@ kvip_load() {
 	deps=$(modinfo -F depends "$KVIP_KO" 2>/dev/null)
 	# shellcheck disable=SC2086 # a list of modules
 	modprobe -a ${deps//,/ } nf_conntrack nf_nat 2>/dev/null
-	if ! insmod "$KVIP_KO"; then
+	# shellcheck disable=SC2086 # KVIP_KO_PARAMS: module parameters, a list
+	if ! insmod "$KVIP_KO" ${KVIP_KO_PARAMS:-}; then
 		[[ "${KVIP_IN_VM:-}" == 1 ]] && ktap_exit_fail_msg "insmod $KVIP_KO failed"
 		ktap_exit_skip "cannot load $KVIP_KO here (run in the VM: selftests/check)"
 	fi
@@ -833,4 +834,19 @@ check_spread() {
 	busiest=$(tally_max)
 	ktap_check "${label}no backend gets more than $max (2x fair share)" \
 		"busiest backend got $busiest" [ "$busiest" -le "$max" ]
+}
+
+# ----------------------------------------------------------- affinity ----
+
+# kvip_affinity NS NAME: "COUNT ENDPOINT..." for service NAME: the number of
+# session affinity entries and the endpoint of each entry listed, from a
+# raw netlink GET (independent of kvipctl).
+kvip_affinity() {
+	ip netns exec "$1" "$PYTHON" -B -c "import sys
+sys.path.insert(0, '$KVIP_SELFTESTS')
+import kvip_nl
+m = kvip_nl.KvipNl().request(kvip_nl.CMDS['get_service'],
+                             kvip_nl.nla_str(1, '$2'))[0]
+print(m.get('affinity_count', 0),
+      *sorted(str(a.get('endpoint')) for a in m.get('affinity', [])))"
 }

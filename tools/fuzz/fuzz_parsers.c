@@ -3,7 +3,7 @@
  * The token parsers: the input (up to its first NUL, in a buffer of exactly
  * that size) goes through parse_u16, parse_port, parse_addr,
  * parse_addrport, parse_endpoint, parse_frontend (all three kinds, and
- * KIND\nARG), parse_proto, parse_name and q().
+ * KIND\nARG), parse_proto, parse_name, parse_cidr and q().
  *
  * Invariants: a failure leaves a printable, non-empty message; a success
  * formats back (kvip_addrport_str, endpoint_flags_str) to text that parses
@@ -202,6 +202,33 @@ static void check_flags_str(const uint8_t *data, size_t size)
 	free(buf);
 }
 
+/* A CIDR parses iff it formats back to itself modulo zero-padding. */
+static void check_cidr(const char *s)
+{
+	struct kvip_cidr c, c2;
+	char buf[KVIP_ADDR_STRLEN + 8];
+	unsigned int max;
+
+	if (parse_cidr(s, &c) < 0) {
+		check_error("parse_cidr", s);
+		FUZZ_CHECK(kvip_cidr_parse(s, &c) < 0,
+			   "parse_cidr('%s') failed, kvip_cidr_parse did not", s);
+		return;
+	}
+	max = c.family == AF_INET ? 32 : 128;
+	FUZZ_CHECK((c.family == AF_INET || c.family == AF_INET6) &&
+		   c.prefix <= max, "parse_cidr('%s'): family %u /%u", s,
+		   c.family, c.prefix);
+	for (unsigned int i = c.prefix; i < max; i++)
+		FUZZ_CHECK(!(c.addr.raw[i / 8] & (0x80 >> (i % 8))),
+			   "parse_cidr('%s'): host bit %u set", s, i);
+	kvip_cidr_str(&c, buf, sizeof(buf));
+	FUZZ_CHECK(kvip_cidr_parse(buf, &c2) == 0 && c2.family == c.family &&
+		   c2.prefix == c.prefix &&
+		   !memcmp(&c2.addr, &c.addr, sizeof(c.addr)),
+		   "parse_cidr('%s') -> '%s' does not parse back", s, buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t n = strnlen((const char *)data, size);
@@ -219,6 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_frontend("external", s);
 	check_frontend("nodeport", s);
 	check_misc(s);
+	check_cidr(s);
 	check_flags_str(data, size);
 
 	/* KIND\nARG */

@@ -33,13 +33,44 @@ static const char usage_service_text[] =
 "        frontend belongs to another service. The endpoint set is empty.\n"
 "  " PROG_NAME " service replace NAME proto PROTO FRONTEND... [OPTION...]\n"
 "        Create the service, or atomically replace its protocol, frontends\n"
-"        and options. The endpoint set of an existing service is kept.\n"
+"        and options (an OPTION not given goes back to its default). The\n"
+"        endpoint set of an existing service is kept.\n"
 "  " PROG_NAME " service del NAME\n"
 "        Delete a service and its endpoints.\n"
 "  " PROG_NAME " service show [NAME] [-j|--json]\n"
-"        Show all services (sorted by name) or only NAME: frontends,\n"
-"        endpoints and connection counters. `" PROG_NAME " service` alone\n"
-"        is `service show`.\n";
+"        Show all services (sorted by name) or only NAME: options,\n"
+"        frontends, endpoints with their flags, counters (conns, rejects,\n"
+"        drops) and the number of session affinity entries; for NAME also\n"
+"        the entries. `" PROG_NAME " service` alone is `service show`.\n";
+
+static const char usage_config_text[] =
+"  " PROG_NAME " config set SETTING...\n"
+"        Change settings of the network namespace, all at once; those not\n"
+"        named keep their value. SETTING is one of\n"
+"          nodeport-addresses CIDR...|default\n"
+"                 node ports answer on the node's addresses in these\n"
+"                 prefixes; default: every address but loopback ones\n"
+"          cluster-cidr CIDR...|none\n"
+"                 pod addresses: cluster IP traffic from elsewhere is\n"
+"                 masqueraded; none (the default): nothing is\n"
+"          masquerade-all on|off\n"
+"                 masquerade every translated connection (default off)\n"
+"          drop-invalid on|off\n"
+"                 drop packets of service flows that conntrack finds\n"
+"                 INVALID (default off)\n"
+"  " PROG_NAME " config show [-j|--json]\n"
+"        Show the settings. `" PROG_NAME " config` alone is `config show`.\n";
+
+static const char usage_monitor_text[] =
+"  " PROG_NAME " monitor [-j|--json]\n"
+"        Print every change of the service table and settings as it\n"
+"        happens, one line each (a JSON object per line with -j):\n"
+"          service NAME proto PROTO FRONTEND... OPTION... endpoints N\n"
+"          endpoints NAME count N\n"
+"          delete NAME\n"
+"          flush\n"
+"          config SETTING...\n"
+"        Runs until interrupted; needs no privilege.\n";
 
 static const char usage_endpoints_text[] =
 "  " PROG_NAME " endpoints set NAME [ENDPOINT...]\n"
@@ -55,7 +86,23 @@ static const char usage_syntax[] =
 "            clusterip: the service's cluster IP; external: an external IP\n"
 "            or load balancer ingress IP; nodeport: PORT on every local\n"
 "            address of the node.\n"
-"  OPTION    none yet.\n"
+"  OPTION    external-traffic-policy cluster|local\n"
+"                 local: external and node-port frontends use only local\n"
+"                 endpoints, keep the client's address, and drop new\n"
+"                 connections when there is none (default cluster)\n"
+"            internal-traffic-policy cluster|local\n"
+"                 the same for cluster IP frontends (default cluster)\n"
+"            affinity none|clientip [timeout SECONDS]\n"
+"                 clientip: a client address keeps its endpoint until\n"
+"                 SECONDS (1 to 86400, default 10800) pass without a new\n"
+"                 connection (default none)\n"
+"            source-ranges CIDR[,CIDR]...\n"
+"                 only these clients may use the external and node-port\n"
+"                 frontends (at most 64; default: any)\n"
+"            managed\n"
+"                 owned by a controller (kvipctl sync); only stored\n"
+"  CIDR      ADDR/LEN, the address's bits past LEN zero: 10.0.0.0/8,\n"
+"            fd00::/64.\n"
 "  ENDPOINT  ADDR:PORT[@WEIGHT][,FLAG]...\n"
 "  WEIGHT    0 to 65535, default 1; 0 receives no new connections.\n"
 "  FLAG      local        the endpoint runs on this node\n"
@@ -67,7 +114,8 @@ static const char usage_syntax[] =
 
 static const char usage_options[] =
 "Options:\n"
-"  -j, --json      print `service show` as JSON: an array of objects\n"
+"  -j, --json      print `service show` as JSON (an array of objects),\n"
+"                  `config show` as an object, `monitor` as JSON lines\n"
 "  -batch FILE     read commands from FILE ('-' for stdin), one per line,\n"
 "                  without the leading \"" PROG_NAME "\". Blank lines and\n"
 "                  lines starting with '#' are ignored; \"...\" and '...'\n"
@@ -91,6 +139,12 @@ static const char usage_examples[] =
 "  " PROG_NAME " service replace default/elastic proto tcp \\\n"
 "          clusterip 10.96.0.10:9200 external 203.0.113.7:443\n"
 "  " PROG_NAME " service show default/elastic -j\n"
+"  " PROG_NAME " service replace default/web proto tcp nodeport 30443 \\\n"
+"          external-traffic-policy local affinity clientip timeout 600 \\\n"
+"          source-ranges 203.0.113.0/24,2001:db8::/32\n"
+"  " PROG_NAME " config set cluster-cidr 10.244.0.0/16 fd00:244::/56 \\\n"
+"          nodeport-addresses 192.168.1.0/24 masquerade-all off\n"
+"  " PROG_NAME " monitor -j\n"
 "  " PROG_NAME " endpoints set default/elastic      # empty set\n"
 "  " PROG_NAME " service del default/elastic\n"
 "  printf 'service add a proto udp clusterip 10.96.0.53:53\\n' | "
@@ -105,8 +159,8 @@ static const char usage_exit[] =
 "\n"
 "Errors name the offending argument, and the kernel's explanation when it\n"
 "gives one: \"" PROG_NAME ": COMMAND NAME: ERROR[: DETAIL]\". Changes need\n"
-"CAP_NET_ADMIN; `service show` does not. Everything is per network\n"
-"namespace.\n";
+"CAP_NET_ADMIN; `service show`, `config show` and `monitor` do not.\n"
+"Everything is per network namespace.\n";
 
 void usage_main(FILE *f)
 {
@@ -116,9 +170,13 @@ void usage_main(FILE *f)
 	      "\nCommands:\n", f);
 	fputs(usage_service_text, f);
 	fputs(usage_endpoints_text, f);
+	fputs(usage_config_text, f);
+	fputs(usage_monitor_text, f);
 	fputs("  " PROG_NAME " flush\n"
 	      "        Delete every service of the network namespace.\n"
-	      "  " PROG_NAME " help [service|endpoints]\n"
+	      "  " PROG_NAME " sync [OPTION...]\n"
+	      "        Program the table from the Kubernetes API (see sync --help).\n"
+	      "  " PROG_NAME " help [service|endpoints|config|monitor]\n"
 	      "        Show this help, or the help of one command.\n\n", f);
 	fputs(usage_syntax, f);
 	fputc('\n', f);
@@ -135,6 +193,20 @@ void usage_service(FILE *f)
 	fputs(usage_service_text, f);
 	fputc('\n', f);
 	fputs(usage_syntax, f);
+}
+
+void usage_config(FILE *f)
+{
+	fputs("Usage:\n", f);
+	fputs(usage_config_text, f);
+	fputc('\n', f);
+	fputs(usage_syntax, f);
+}
+
+void usage_monitor(FILE *f)
+{
+	fputs("Usage:\n", f);
+	fputs(usage_monitor_text, f);
 }
 
 void usage_endpoints(FILE *f)
@@ -221,6 +293,10 @@ static int help_parse(int argc, char **argv, struct req *r)
 		r->help = usage_service;
 	else if (!strcmp(argv[1], "endpoints"))
 		r->help = usage_endpoints;
+	else if (!strcmp(argv[1], "config"))
+		r->help = usage_config;
+	else if (!strcmp(argv[1], "monitor"))
+		r->help = usage_monitor;
 	else if (!strcmp(argv[1], "flush") || !strcmp(argv[1], "help"))
 		r->help = usage_main;
 	else
@@ -234,6 +310,8 @@ static const struct {
 } commands[] = {
 	{ "service",	service_parse },
 	{ "endpoints",	endpoints_parse },
+	{ "config",	config_parse },
+	{ "monitor",	monitor_parse },
 	{ "flush",	flush_parse },
 	{ "help",	help_parse },
 };
@@ -243,8 +321,10 @@ static void req_reset(struct req *r)
 	struct kvip_service svc = r->svc;
 
 	kvip_service_reset(&svc);
+	kvip_config_free(&r->cfg);
 	memset(r, 0, sizeof(*r));
 	r->svc = svc;
+	kvip_config_init(&r->cfg);
 }
 
 /* Parse one command into r; -1 with parse_error() set on failure. */
@@ -447,6 +527,7 @@ static int run_batch(const char *path, bool force)
 out:
 	kvip_close(k);
 	kvip_service_free(&r.svc);
+	kvip_config_free(&r.cfg);
 	free(b.argv);
 	free(b.scratch);
 	free(b.data);
@@ -523,11 +604,13 @@ int kvipctl_main(int argc, char **argv)
 	memset(&r, 0, sizeof(r));
 	if (parse_command(argc - i, argv + i, &r) < 0) {
 		kvip_service_free(&r.svc);
+		kvip_config_free(&r.cfg);
 		return usage_error();
 	}
 	status = opt_check ? EXIT_OK : execute(&k, &r);
 	kvip_close(k);
 	kvip_service_free(&r.svc);
+	kvip_config_free(&r.cfg);
 out:
 	if (fflush(stdout) == EOF && status == EXIT_OK) {
 		fprintf(stderr, PROG_NAME ": write error: %s\n",

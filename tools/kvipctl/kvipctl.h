@@ -31,6 +31,7 @@ struct req {
 	bool replace;		/* service replace (else add) */
 	void (*help)(FILE *f);	/* help requests */
 	struct kvip_service svc;	/* frontends, endpoints; reused */
+	struct kvip_config cfg;		/* config set */
 };
 
 /* Global options. */
@@ -51,14 +52,26 @@ int kvipctl_main(int argc, char **argv);
 /* Parsers for the top-level commands; argv[0] is the command word. */
 int service_parse(int argc, char **argv, struct req *r);
 int endpoints_parse(int argc, char **argv, struct req *r);
+int config_parse(int argc, char **argv, struct req *r);
+int monitor_parse(int argc, char **argv, struct req *r);
 
 /* Usage texts. */
 void usage_main(FILE *f);
 void usage_service(FILE *f);
 void usage_endpoints(FILE *f);
+void usage_config(FILE *f);
+void usage_monitor(FILE *f);
 
-/* Output of `service show`; sorts the list by name. */
-void show_services(struct kvip_service_list *list, bool json);
+/*
+ * Output of `service show`; sorts the list by name. @detail: one named
+ * service, with its affinity entries.
+ */
+void show_services(struct kvip_service_list *list, bool json, bool detail);
+/* Output of `config show`. */
+void show_config(const struct kvip_config *cfg, bool json);
+/* One event of `monitor`, flushed. */
+int show_event(uint8_t cmd, const struct kvip_service *svc,
+	       const struct kvip_config *cfg, bool json);
 
 /* Report a failed request: "kvipctl: service add NAME: strerror: extack". */
 int kernel_error(const struct req *r, int err, const struct kvip *k);

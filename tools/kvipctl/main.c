@@ -5,10 +5,14 @@
  */
 #include "kvipctl.h"
 
+int sync_main(int argc, char **argv);	/* tools/sync/sync.c */
+
 int main(int argc, char **argv)
 {
 	static char out_buf[1 << 16];
 
 	setvbuf(stdout, out_buf, _IOFBF, sizeof(out_buf));
+	if (argc > 1 && !strcmp(argv[1], "sync"))
+		return sync_main(argc - 1, argv + 1);
 	return kvipctl_main(argc, argv);
 }

@@ -256,6 +256,74 @@ int parse_endpoint(const char *s, struct kvip_endpoint *ep)
 	return 0;
 }
 
+int parse_cidr(const char *s, struct kvip_cidr *c)
+{
+	char buf[ADDR_MAX + 8];
+	const char *slash = strchr(s, '/');
+	union kvip_addr a;
+	uint16_t plen;
+	size_t alen;
+
+	if (!kvip_cidr_parse(s, c))
+		return 0;
+	/* Say why when the address and the length are each fine. */
+	alen = slash ? (size_t)(slash - s) : 0;
+	if (slash && alen < sizeof(buf) && strlen(slash + 1) <= 3 &&
+	    !parse_u16(slash + 1, &plen)) {
+		memcpy(buf, s, alen);
+		buf[alen] = '\0';
+		if ((inet_pton(AF_INET, buf, &a) == 1 && plen <= 32) ||
+		    (inet_pton(AF_INET6, buf, &a) == 1 && plen <= 128))
+			return parse_fail("invalid CIDR '%s' (bits set past "
+					  "the prefix length)", q(s));
+	}
+	return parse_fail("invalid CIDR '%s'", q(s));
+}
+
+int parse_cidr_list(const char *s, int (*add)(void *arg,
+					      const struct kvip_cidr *c),
+		    void *arg)
+{
+	char buf[ADDR_MAX + 8];
+
+	if (!*s)
+		return parse_fail("invalid CIDR ''");
+	while (*s) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		struct kvip_cidr c;
+
+		if (len >= sizeof(buf)) {
+			snprintf(buf, sizeof(buf), "%.*s", (int)len, s);
+			return parse_fail("invalid CIDR '%s'", q(buf));
+		}
+		memcpy(buf, s, len);
+		buf[len] = '\0';
+		if (parse_cidr(buf, &c) < 0)
+			return -1;
+		if (add(arg, &c) < 0)
+			return parse_fail("out of memory");
+		if (!comma)
+			break;
+		s = comma + 1;
+		if (!*s)
+			return parse_fail("invalid CIDR ''");
+	}
+	return 0;
+}
+
+int parse_on_off(const char *word, const char *s, int *v)
+{
+	if (!strcmp(s, "on"))
+		*v = 1;
+	else if (!strcmp(s, "off"))
+		*v = 0;
+	else
+		return parse_fail("invalid value '%s' for '%s' (use on or "
+				  "off)", q(s), word);
+	return 0;
+}
+
 int frontend_kind(const char *word)
 {
 	if (!strcmp(word, "clusterip"))

@@ -31,6 +31,15 @@ int parse_frontend(const char *kind, const char *arg, struct kvip_frontend *fe);
 /* Returns KVIP_FRONTEND_* for a frontend keyword, or 0. */
 int frontend_kind(const char *word);
 
+/* ADDR/LEN with the host bits zero: "invalid CIDR 'x'". */
+int parse_cidr(const char *s, struct kvip_cidr *c);
+/* CIDR[,CIDR]...: add() each; it returns -1 when out of memory. */
+int parse_cidr_list(const char *s, int (*add)(void *arg,
+					      const struct kvip_cidr *c),
+		    void *arg);
+/* "on" -> 1, "off" -> 0, for option @word. */
+int parse_on_off(const char *word, const char *s, int *v);
+
 /* Endpoint flag names, "ready,serving" ("-" when none). */
 const char *endpoint_flags_str(uint32_t flags, char *buf, size_t len);
 

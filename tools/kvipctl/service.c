@@ -10,43 +10,138 @@
 /* ------------------------------------------------------------------ */
 /* add / replace                                                      */
 
-static int kw_proto(struct req *r, const char *word, const char *arg);
-static int kw_frontend(struct req *r, const char *word, const char *arg);
-
 /*
- * Keywords after NAME, in any order, each taking one argument. Service
- * OPTIONs (external-traffic-policy, affinity, ...) go in this table.
+ * Keywords after NAME, in any order. Each parser gets the keyword and what
+ * follows it, and returns how many words it used (the keyword included),
+ * or -1.
  */
+typedef int (*kw_fn)(struct req *r, int argc, char **argv);
+
+static int kw_proto(struct req *r, int argc, char **argv);
+static int kw_frontend(struct req *r, int argc, char **argv);
+static int kw_policy(struct req *r, int argc, char **argv);
+static int kw_affinity(struct req *r, int argc, char **argv);
+static int kw_source_ranges(struct req *r, int argc, char **argv);
+static int kw_managed(struct req *r, int argc, char **argv);
+
 static const struct keyword {
 	const char *word;
-	const char *metavar;
-	int (*parse)(struct req *r, const char *word, const char *arg);
+	const char *metavar;	/* of the argument; NULL: none */
+	kw_fn parse;
+	uint32_t bit;		/* service flag it sets, for duplicates */
 } service_keywords[] = {
-	{ "proto",	"PROTO",	kw_proto },
-	{ "clusterip",	"ADDR:PORT",	kw_frontend },
-	{ "external",	"ADDR:PORT",	kw_frontend },
-	{ "nodeport",	"PORT",		kw_frontend },
+	{ "proto",	"PROTO",	kw_proto, 0 },
+	{ "clusterip",	"ADDR:PORT",	kw_frontend, 0 },
+	{ "external",	"ADDR:PORT",	kw_frontend, 0 },
+	{ "nodeport",	"PORT",		kw_frontend, 0 },
+	{ "external-traffic-policy", "cluster|local", kw_policy,
+	  KVIP_SERVICE_F_EXTERNAL_LOCAL },
+	{ "internal-traffic-policy", "cluster|local", kw_policy,
+	  KVIP_SERVICE_F_INTERNAL_LOCAL },
+	{ "affinity",	"none|clientip", kw_affinity, KVIP_SERVICE_F_AFFINITY },
+	{ "source-ranges", "CIDR[,CIDR]...", kw_source_ranges, 0 },
+	{ "managed",	NULL,		kw_managed, KVIP_SERVICE_F_MANAGED },
 };
 
-static int kw_proto(struct req *r, const char *word, const char *arg)
+#define N_KEYWORDS (sizeof(service_keywords) / sizeof(service_keywords[0]))
+
+static const struct keyword *find_keyword(const char *word)
 {
-	/* 0 is no valid protocol: "not given yet". */
-	if (r->svc.proto)
-		return parse_fail("duplicate '%s'", word);
-	return parse_proto(arg, &r->svc.proto);
+	for (size_t j = 0; j < N_KEYWORDS; j++)
+		if (!strcmp(word, service_keywords[j].word))
+			return &service_keywords[j];
+	return NULL;
 }
 
-static int kw_frontend(struct req *r, const char *word, const char *arg)
+static int kw_proto(struct req *r, int argc, char **argv)
+{
+	(void)argc;
+	/* 0 is no valid protocol: "not given yet". */
+	if (r->svc.proto)
+		return parse_fail("duplicate '%s'", argv[0]);
+	return parse_proto(argv[1], &r->svc.proto) < 0 ? -1 : 2;
+}
+
+static int kw_frontend(struct req *r, int argc, char **argv)
 {
 	struct kvip_frontend fe, *slot;
 
-	if (parse_frontend(word, arg, &fe) < 0)
+	(void)argc;
+	if (parse_frontend(argv[0], argv[1], &fe) < 0)
 		return -1;
 	slot = kvip_service_add_frontend(&r->svc);
 	if (!slot)
 		return parse_fail("out of memory");
 	*slot = fe;
+	return 2;
+}
+
+static int kw_policy(struct req *r, int argc, char **argv)
+{
+	const struct keyword *kw = find_keyword(argv[0]);
+
+	(void)argc;
+	if (!strcmp(argv[1], "local"))
+		r->svc.flags |= kw->bit;
+	else if (strcmp(argv[1], "cluster"))
+		return parse_fail("invalid %s '%s' (use cluster or local)",
+				  argv[0], q(argv[1]));
+	return 2;
+}
+
+static int kw_affinity(struct req *r, int argc, char **argv)
+{
+	uint32_t t = 0;
+
+	if (!strcmp(argv[1], "clientip"))
+		r->svc.flags |= KVIP_SERVICE_F_AFFINITY;
+	else if (strcmp(argv[1], "none"))
+		return parse_fail("invalid affinity '%s' (use none or "
+				  "clientip)", q(argv[1]));
+	if (argc < 3 || strcmp(argv[2], "timeout"))
+		return 2;
+	if (!(r->svc.flags & KVIP_SERVICE_F_AFFINITY))
+		return parse_fail("'timeout' needs 'affinity clientip'");
+	if (argc < 4)
+		return parse_fail("missing SECONDS after 'timeout'");
+	for (const char *p = argv[3]; *p; p++) {
+		if (*p < '0' || *p > '9' || t > KVIP_AFFINITY_TIMEOUT_MAX) {
+			t = 0;
+			break;
+		}
+		t = t * 10 + (uint32_t)(*p - '0');
+	}
+	if (!t || t > KVIP_AFFINITY_TIMEOUT_MAX)
+		return parse_fail("invalid affinity timeout '%s' (1..%d "
+				  "seconds)", q(argv[3]),
+				  KVIP_AFFINITY_TIMEOUT_MAX);
+	r->svc.affinity_timeout = t;
+	return 4;
+}
+
+static int add_source_range(void *arg, const struct kvip_cidr *c)
+{
+	struct kvip_cidr *slot = kvip_service_add_source_range(arg);
+
+	if (!slot)
+		return -1;
+	*slot = *c;
 	return 0;
+}
+
+static int kw_source_ranges(struct req *r, int argc, char **argv)
+{
+	(void)argc;
+	return parse_cidr_list(argv[1], add_source_range, &r->svc) < 0 ?
+	       -1 : 2;
+}
+
+static int kw_managed(struct req *r, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	r->svc.flags |= KVIP_SERVICE_F_MANAGED;
+	return 1;
 }
 
 static int run_new(struct kvip *k, struct req *r)
@@ -62,7 +157,8 @@ static int run_new(struct kvip *k, struct req *r)
 
 static int new_parse(int argc, char **argv, struct req *r)
 {
-	int i;
+	uint32_t seen = 0;
+	int i, n;
 
 	if (argc < 2)
 		return parse_fail("missing service NAME");
@@ -71,19 +167,22 @@ static int new_parse(int argc, char **argv, struct req *r)
 	r->name = argv[1];
 	memcpy(r->svc.name, argv[1], strlen(argv[1]) + 1);
 
-	for (i = 2; i < argc; i += 2) {
-		const struct keyword *kw = NULL;
+	for (i = 2; i < argc; i += n) {
+		const struct keyword *kw = find_keyword(argv[i]);
 
-		for (size_t j = 0; j < sizeof(service_keywords) /
-				       sizeof(service_keywords[0]); j++)
-			if (!strcmp(argv[i], service_keywords[j].word))
-				kw = &service_keywords[j];
 		if (!kw)
 			return parse_fail("unknown argument '%s'", q(argv[i]));
-		if (i + 1 >= argc)
+		/* Options may be given once; frontends many times. */
+		if (kw->parse != kw_frontend && kw->parse != kw_proto) {
+			if (seen & (1U << (kw - service_keywords)))
+				return parse_fail("duplicate '%s'", kw->word);
+			seen |= 1U << (kw - service_keywords);
+		}
+		if (kw->metavar && i + 1 >= argc)
 			return parse_fail("missing %s after '%s'",
 					  kw->metavar, kw->word);
-		if (kw->parse(r, argv[i], argv[i + 1]) < 0)
+		n = kw->parse(r, argc - i, argv + i);
+		if (n < 0)
 			return -1;
 	}
 	if (!r->svc.proto)
@@ -149,7 +248,7 @@ static int run_show(struct kvip *k, struct req *r)
 	err = kvip_service_list(k, r->name, &list);
 	if (err < 0)
 		return kernel_error(r, err, k);
-	show_services(&list, r->json);
+	show_services(&list, r->json, r->name != NULL);
 	kvip_service_list_free(&list);
 	if (fflush(stdout) == EOF || ferror(stdout)) {
 		fprintf(stderr, PROG_NAME ": %swrite error: %s\n", line_prefix,

@@ -69,21 +69,75 @@ static int digits(uint64_t v)
 	return n;
 }
 
-static void show_human(const struct kvip_service *s, bool first)
+static const char *policy(uint32_t flags, uint32_t bit)
+{
+	return flags & bit ? "local" : "cluster";
+}
+
+/* The options as the words of `service add`: "external-traffic-policy ..." */
+static void print_options(FILE *f, const struct kvip_service *s,
+			  const char *sep)
+{
+	char cbuf[KVIP_ADDR_STRLEN + 8];
+	uint32_t unknown = s->flags & ~(uint32_t)__KVIP_SERVICE_F_ALL;
+
+	fprintf(f, "external-traffic-policy %s%sinternal-traffic-policy %s%s",
+		policy(s->flags, KVIP_SERVICE_F_EXTERNAL_LOCAL), sep,
+		policy(s->flags, KVIP_SERVICE_F_INTERNAL_LOCAL), sep);
+	if (s->flags & KVIP_SERVICE_F_AFFINITY)
+		fprintf(f, "affinity clientip timeout %u", s->affinity_timeout);
+	else
+		fputs("affinity none", f);
+	for (size_t i = 0; i < s->n_source_ranges; i++) {
+		if (!i)
+			fprintf(f, "%ssource-ranges ", sep);
+		fprintf(f, "%s%s", i ? "," : "",
+			kvip_cidr_str(&s->source_ranges[i], cbuf, sizeof(cbuf)));
+	}
+	if (s->flags & KVIP_SERVICE_F_MANAGED)
+		fprintf(f, "%smanaged", sep);
+	if (unknown)
+		fprintf(f, "%sflags 0x%x", sep, unknown);
+}
+
+static void show_affinity_human(const struct kvip_service *s)
+{
+	char cbuf[KVIP_ADDR_STRLEN], ebuf[KVIP_ADDRPORT_STRLEN];
+
+	printf("  affinity entries %u\n", s->affinity_count);
+	for (size_t i = 0; i < s->n_affinity; i++) {
+		const struct kvip_affinity *a = &s->affinity[i];
+
+		printf("  client %s -> %s  expires %u.%03us\n",
+		       kvip_addr_str(a->family, &a->client, cbuf, sizeof(cbuf)),
+		       kvip_addrport_str(a->family, &a->endpoint, a->port,
+					 ebuf, sizeof(ebuf)),
+		       a->expires_ms / 1000, a->expires_ms % 1000);
+	}
+}
+
+static void show_human(const struct kvip_service *s, bool first, bool detail)
 {
 	char pbuf[8], abuf[KVIP_ADDRPORT_STRLEN], fbuf[64];
 	int aw = 0, ww = 0, fw = 0;
 
 	if (!first)
 		putchar('\n');
-	printf("Service %s  proto %s  conns %" PRIu64 "  rejects %" PRIu64,
+	printf("Service %s  proto %s  conns %" PRIu64 "  rejects %" PRIu64
+	       "  drops %" PRIu64 "\n",
 	       s->name, proto_str(s->proto, pbuf, sizeof(pbuf)),
-	       s->stats.conns, s->stats.rejects);
-	if (s->flags)
-		printf("  flags 0x%x", s->flags);
+	       s->stats.conns, s->stats.rejects, s->stats.drops);
+	fputs("  ", stdout);
+	print_options(stdout, s, "  ");
 	putchar('\n');
 	for (size_t i = 0; i < s->n_frontends; i++)
 		show_frontend(&s->frontends[i]);
+	if (s->flags & KVIP_SERVICE_F_AFFINITY || s->affinity_count) {
+		if (detail)
+			show_affinity_human(s);
+		else
+			printf("  affinity entries %u\n", s->affinity_count);
+	}
 	printf("  endpoints %zu\n", s->has_endpoint_count ?
 	       (size_t)s->endpoint_count : s->n_endpoints);
 
@@ -116,23 +170,37 @@ static void show_human(const struct kvip_service *s, bool first)
 
 /* ------------------------------------------------------------------ */
 
+struct flag_name {
+	uint32_t bit;
+	const char *name;
+};
+
+static const struct flag_name ep_names[] = {
+	{ KVIP_ENDPOINT_F_READY,	"ready" },
+	{ KVIP_ENDPOINT_F_SERVING,	"serving" },
+	{ KVIP_ENDPOINT_F_TERMINATING,	"terminating" },
+	{ KVIP_ENDPOINT_F_LOCAL,	"local" },
+	{ 0, NULL },
+};
+
+static const struct flag_name svc_names[] = {
+	{ KVIP_SERVICE_F_EXTERNAL_LOCAL, "external_local" },
+	{ KVIP_SERVICE_F_INTERNAL_LOCAL, "internal_local" },
+	{ KVIP_SERVICE_F_AFFINITY,	 "affinity" },
+	{ KVIP_SERVICE_F_MANAGED,	 "managed" },
+	{ 0, NULL },
+};
+
 static void json_flag_names(struct json *j, uint32_t flags, bool endpoint)
 {
-	static const struct { uint32_t bit; const char *name; } names[] = {
-		{ KVIP_ENDPOINT_F_READY,	"ready" },
-		{ KVIP_ENDPOINT_F_SERVING,	"serving" },
-		{ KVIP_ENDPOINT_F_TERMINATING,	"terminating" },
-		{ KVIP_ENDPOINT_F_LOCAL,	"local" },
-	};
+	const struct flag_name *names = endpoint ? ep_names : svc_names;
 	char buf[16];
 
 	json_begin_array(j);
-	if (endpoint) {
-		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-			if (flags & names[i].bit) {
-				json_string(j, names[i].name);
-				flags &= ~names[i].bit;
-			}
+	for (size_t i = 0; names[i].name; i++) {
+		if (flags & names[i].bit) {
+			json_string(j, names[i].name);
+			flags &= ~names[i].bit;
 		}
 	}
 	/* Bits this kvipctl has no name for. */
@@ -155,17 +223,40 @@ static void json_addr(struct json *j, int family, const union kvip_addr *a)
 	json_string(j, kvip_addr_str(family, a, buf, sizeof(buf)));
 }
 
-static void show_json(struct json *j, const struct kvip_service *s)
+static void json_cidrs(struct json *j, const struct kvip_cidr *c, size_t n)
 {
-	char buf[16];
+	char buf[KVIP_ADDR_STRLEN + 8];
 
-	json_begin_object(j);
-	json_key(j, "name");
-	json_string(j, s->name);
-	json_key(j, "proto");
-	json_string(j, proto_str(s->proto, buf, sizeof(buf)));
+	json_begin_array(j);
+	for (size_t i = 0; i < n; i++)
+		json_string(j, kvip_cidr_str(&c[i], buf, sizeof(buf)));
+	json_end_array(j);
+}
+
+/* The options, as keys of the service object (also in events). */
+static void json_options(struct json *j, const struct kvip_service *s)
+{
 	json_key(j, "flags");
 	json_flag_names(j, s->flags, false);
+	json_key(j, "external_traffic_policy");
+	json_string(j, policy(s->flags, KVIP_SERVICE_F_EXTERNAL_LOCAL));
+	json_key(j, "internal_traffic_policy");
+	json_string(j, policy(s->flags, KVIP_SERVICE_F_INTERNAL_LOCAL));
+	json_key(j, "affinity");
+	json_string(j, s->flags & KVIP_SERVICE_F_AFFINITY ? "clientip" : "none");
+	if (s->flags & KVIP_SERVICE_F_AFFINITY) {
+		json_key(j, "affinity_timeout");
+		json_u64(j, s->affinity_timeout);
+	}
+	json_key(j, "source_ranges");
+	json_cidrs(j, s->source_ranges, s->n_source_ranges);
+	json_key(j, "managed");
+	json_bool(j, s->flags & KVIP_SERVICE_F_MANAGED);
+}
+
+static void json_frontends(struct json *j, const struct kvip_service *s)
+{
+	char buf[16];
 
 	json_key(j, "frontends");
 	json_begin_array(j);
@@ -182,6 +273,47 @@ static void show_json(struct json *j, const struct kvip_service *s)
 		json_end_object(j);
 	}
 	json_end_array(j);
+}
+
+static void json_affinity(struct json *j, const struct kvip_service *s)
+{
+	char buf[KVIP_ADDR_STRLEN];
+
+	json_key(j, "affinity_entries");
+	json_begin_array(j);
+	for (size_t i = 0; i < s->n_affinity; i++) {
+		const struct kvip_affinity *a = &s->affinity[i];
+
+		json_begin_object(j);
+		json_key(j, "family");
+		json_string(j, family_name(a->family));
+		json_key(j, "client");
+		json_string(j, kvip_addr_str(a->family, &a->client, buf,
+					     sizeof(buf)));
+		json_key(j, "endpoint");
+		json_string(j, kvip_addr_str(a->family, &a->endpoint, buf,
+					     sizeof(buf)));
+		json_key(j, "port");
+		json_u64(j, a->port);
+		json_key(j, "expires_ms");
+		json_u64(j, a->expires_ms);
+		json_end_object(j);
+	}
+	json_end_array(j);
+}
+
+static void show_json(struct json *j, const struct kvip_service *s,
+		      bool detail)
+{
+	char buf[16];
+
+	json_begin_object(j);
+	json_key(j, "name");
+	json_string(j, s->name);
+	json_key(j, "proto");
+	json_string(j, proto_str(s->proto, buf, sizeof(buf)));
+	json_options(j, s);
+	json_frontends(j, s);
 
 	json_key(j, "stats");
 	json_begin_object(j);
@@ -189,7 +321,14 @@ static void show_json(struct json *j, const struct kvip_service *s)
 	json_u64(j, s->stats.conns);
 	json_key(j, "rejects");
 	json_u64(j, s->stats.rejects);
+	json_key(j, "drops");
+	json_u64(j, s->stats.drops);
 	json_end_object(j);
+
+	json_key(j, "affinity_count");
+	json_u64(j, s->affinity_count);
+	if (detail)
+		json_affinity(j, s);
 
 	json_key(j, "endpoints");
 	json_begin_array(j);
@@ -215,7 +354,7 @@ static void show_json(struct json *j, const struct kvip_service *s)
 	json_end_object(j);
 }
 
-void show_services(struct kvip_service_list *list, bool json)
+void show_services(struct kvip_service_list *list, bool json, bool detail)
 {
 	if (list->n > 1)
 		qsort(list->v, list->n, sizeof(list->v[0]), cmp_service);
@@ -226,11 +365,159 @@ void show_services(struct kvip_service_list *list, bool json)
 		json_init(&j, stdout);
 		json_begin_array(&j);
 		for (size_t i = 0; i < list->n; i++)
-			show_json(&j, &list->v[i]);
+			show_json(&j, &list->v[i], detail);
 		json_end_array(&j);
 		putchar('\n');
 		return;
 	}
 	for (size_t i = 0; i < list->n; i++)
-		show_human(&list->v[i], i == 0);
+		show_human(&list->v[i], i == 0, detail);
+}
+
+/* ------------------------------------------------------------------ */
+/* config show                                                        */
+
+static void print_cidrs(const struct kvip_cidr *c, size_t n, const char *none)
+{
+	char buf[KVIP_ADDR_STRLEN + 8];
+
+	if (!n)
+		fputs(none, stdout);
+	for (size_t i = 0; i < n; i++)
+		printf("%s%s", i ? " " : "",
+		       kvip_cidr_str(&c[i], buf, sizeof(buf)));
+}
+
+static void config_human(const struct kvip_config *cfg, const char *sep)
+{
+	fputs("nodeport-addresses ", stdout);
+	print_cidrs(cfg->nodeport_addrs, cfg->n_nodeport_addrs, "default");
+	printf("%scluster-cidr ", sep);
+	print_cidrs(cfg->cluster_cidrs, cfg->n_cluster_cidrs, "none");
+	printf("%smasquerade-all %s%sdrop-invalid %s", sep,
+	       cfg->masquerade_all > 0 ? "on" : "off", sep,
+	       cfg->drop_invalid > 0 ? "on" : "off");
+}
+
+static void config_json(struct json *j, const struct kvip_config *cfg)
+{
+	json_key(j, "nodeport_addresses");
+	json_cidrs(j, cfg->nodeport_addrs, cfg->n_nodeport_addrs);
+	json_key(j, "cluster_cidrs");
+	json_cidrs(j, cfg->cluster_cidrs, cfg->n_cluster_cidrs);
+	json_key(j, "masquerade_all");
+	json_bool(j, cfg->masquerade_all > 0);
+	json_key(j, "drop_invalid");
+	json_bool(j, cfg->drop_invalid > 0);
+}
+
+void show_config(const struct kvip_config *cfg, bool json)
+{
+	if (json) {
+		struct json j;
+
+		json_init(&j, stdout);
+		json_begin_object(&j);
+		config_json(&j, cfg);
+		json_end_object(&j);
+		putchar('\n');
+		return;
+	}
+	config_human(cfg, "\n");
+	putchar('\n');
+}
+
+/* ------------------------------------------------------------------ */
+/* monitor                                                            */
+
+static const char *event_name(uint8_t cmd)
+{
+	switch (cmd) {
+	case KVIP_CMD_NEW_SERVICE:	return "service";
+	case KVIP_CMD_DEL_SERVICE:	return "delete";
+	case KVIP_CMD_SET_ENDPOINTS:	return "endpoints";
+	case KVIP_CMD_FLUSH:		return "flush";
+	case KVIP_CMD_SET_CONFIG:	return "config";
+	default:			return "unknown";
+	}
+}
+
+static void event_human(uint8_t cmd, const struct kvip_service *s,
+			const struct kvip_config *cfg)
+{
+	char pbuf[8], tbuf[16], abuf[KVIP_ADDRPORT_STRLEN];
+
+	fputs(event_name(cmd), stdout);
+	if (s)
+		printf(" %s", s->name);
+	switch (cmd) {
+	case KVIP_CMD_NEW_SERVICE:
+		printf(" proto %s", proto_str(s->proto, pbuf, sizeof(pbuf)));
+		for (size_t i = 0; i < s->n_frontends; i++) {
+			const struct kvip_frontend *fe = &s->frontends[i];
+
+			printf(" %s ", fe_type_str(fe->type, tbuf, sizeof(tbuf)));
+			if (fe->type == KVIP_FRONTEND_NODEPORT || !fe->family)
+				printf("%u", fe->port);
+			else
+				fputs(kvip_addrport_str(fe->family, &fe->addr,
+							fe->port, abuf,
+							sizeof(abuf)), stdout);
+		}
+		putchar(' ');
+		print_options(stdout, s, " ");
+		printf(" endpoints %u", s->endpoint_count);
+		break;
+	case KVIP_CMD_SET_ENDPOINTS:
+		printf(" count %u", s->endpoint_count);
+		break;
+	case KVIP_CMD_SET_CONFIG:
+		putchar(' ');
+		config_human(cfg, " ");
+		break;
+	default:
+		break;
+	}
+	putchar('\n');
+}
+
+static void event_json(uint8_t cmd, const struct kvip_service *s,
+		       const struct kvip_config *cfg)
+{
+	struct json j;
+	char buf[16];
+
+	json_init(&j, stdout);
+	json_begin_object(&j);
+	json_key(&j, "event");
+	json_string(&j, event_name(cmd));
+	if (s) {
+		json_key(&j, "name");
+		json_string(&j, s->name);
+	}
+	if (cmd == KVIP_CMD_NEW_SERVICE) {
+		json_key(&j, "proto");
+		json_string(&j, proto_str(s->proto, buf, sizeof(buf)));
+		json_options(&j, s);
+		json_frontends(&j, s);
+	}
+	if (s && (cmd == KVIP_CMD_NEW_SERVICE ||
+		  cmd == KVIP_CMD_SET_ENDPOINTS)) {
+		json_key(&j, "endpoint_count");
+		json_u64(&j, s->endpoint_count);
+	}
+	if (cfg)
+		config_json(&j, cfg);
+	json_end_object(&j);
+	putchar('\n');
+}
+
+int show_event(uint8_t cmd, const struct kvip_service *svc,
+	       const struct kvip_config *cfg, bool json)
+{
+	if (json)
+		event_json(cmd, svc, cfg);
+	else
+		event_human(cmd, svc, cfg);
+	return fflush(stdout) == EOF || ferror(stdout) ? -1 : 0;
 }

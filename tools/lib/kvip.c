@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
 
@@ -42,7 +45,17 @@
 #define KVIP_CHUNK_MIN		1024
 #define KVIP_SOCKBUF		(4 * 1024 * 1024)
 #define KVIP_RECV_BUF		(64 * 1024)
-#define KVIP_DUMP_TRIES		5
+/*
+ * A dump interrupted by changes (NLM_F_DUMP_INTR) is retried after a
+ * randomised, exponentially growing pause (1 ms, 2 ms, ... capped at
+ * 128 ms, each scaled by a random 50..100 %), for at most
+ * KVIP_DUMP_BUDGET_MS of pauses in total: a writer that changes the table
+ * steadily cannot starve readers, and readers do not retry in lockstep.
+ */
+#define KVIP_DUMP_TRIES		40
+#define KVIP_DUMP_BACKOFF_MS	1
+#define KVIP_DUMP_BACKOFF_MAX_MS 128
+#define KVIP_DUMP_BUDGET_MS	2000
 #define NEST_MAX		0xffff	/* nla_len is a u16 */
 
 /* Encoded sizes (upper bounds, IPv6) of one list entry. */
@@ -54,6 +67,12 @@ struct dump_ctx {
 	const char *name;	/* filter, or NULL */
 	bool skipping;		/* current service is filtered out */
 	int err;		/* first parse error, reported after DONE */
+};
+
+struct monitor_ctx {
+	kvip_event_cb cb;
+	void *arg;
+	int ret;		/* non-zero: stop */
 };
 
 struct kvip {
@@ -70,6 +89,8 @@ struct kvip {
 	const struct nlmsghdr *req;	/* for extack offsets */
 	size_t req_ep_base;		/* index of the request's 1st endpoint */
 	struct dump_ctx *dump;
+	struct kvip_config *config;	/* GET_CONFIG reply goes here */
+	struct monitor_ctx *monitor;
 
 	char msg[1024];
 };
@@ -180,19 +201,28 @@ void kvip_service_reset(struct kvip_service *svc)
 {
 	struct kvip_frontend *fe = svc->frontends;
 	struct kvip_endpoint *ep = svc->endpoints;
+	struct kvip_cidr *sr = svc->source_ranges;
+	struct kvip_affinity *af = svc->affinity;
 	size_t cf = svc->cap_frontends, ce = svc->cap_endpoints;
+	size_t cs = svc->cap_source_ranges, ca = svc->cap_affinity;
 
 	memset(svc, 0, sizeof(*svc));
 	svc->frontends = fe;
 	svc->cap_frontends = cf;
 	svc->endpoints = ep;
 	svc->cap_endpoints = ce;
+	svc->source_ranges = sr;
+	svc->cap_source_ranges = cs;
+	svc->affinity = af;
+	svc->cap_affinity = ca;
 }
 
 void kvip_service_free(struct kvip_service *svc)
 {
 	free(svc->frontends);
 	free(svc->endpoints);
+	free(svc->source_ranges);
+	free(svc->affinity);
 	kvip_service_init(svc);
 }
 
@@ -240,6 +270,95 @@ struct kvip_endpoint *kvip_service_add_endpoint(struct kvip_service *svc)
 	return v;
 }
 
+struct kvip_cidr *kvip_service_add_source_range(struct kvip_service *svc)
+{
+	struct kvip_cidr *v;
+
+	v = grow(svc->source_ranges, &svc->cap_source_ranges,
+		 svc->n_source_ranges, sizeof(*v));
+	if (!v)
+		return NULL;
+	svc->source_ranges = v;
+	v = &v[svc->n_source_ranges++];
+	memset(v, 0, sizeof(*v));
+	return v;
+}
+
+static struct kvip_affinity *add_affinity(struct kvip_service *svc)
+{
+	struct kvip_affinity *v;
+
+	v = grow(svc->affinity, &svc->cap_affinity, svc->n_affinity,
+		 sizeof(*v));
+	if (!v)
+		return NULL;
+	svc->affinity = v;
+	v = &v[svc->n_affinity++];
+	memset(v, 0, sizeof(*v));
+	return v;
+}
+
+/* Append to a plain array of prefixes (the config lists). */
+static struct kvip_cidr *add_cidr(struct kvip_cidr **v, size_t *n)
+{
+	struct kvip_cidr *nv;
+
+	nv = realloc(*v, (*n + 1) * sizeof(**v));
+	if (!nv)
+		return NULL;
+	*v = nv;
+	nv = &nv[(*n)++];
+	memset(nv, 0, sizeof(*nv));
+	return nv;
+}
+
+/* ------------------------------------------------------------------ */
+/* Prefixes                                                           */
+
+int kvip_cidr_parse(const char *s, struct kvip_cidr *c)
+{
+	char buf[KVIP_ADDR_STRLEN + 8], *slash, *end;
+	unsigned long plen;
+	unsigned int max, i;
+
+	memset(c, 0, sizeof(*c));
+	if (!s || strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (!slash)
+		return -EINVAL;
+	*slash++ = '\0';
+	if (inet_pton(AF_INET, buf, &c->addr) == 1)
+		c->family = AF_INET;
+	else if (inet_pton(AF_INET6, buf, &c->addr) == 1)
+		c->family = AF_INET6;
+	else
+		return -EINVAL;
+	max = c->family == AF_INET ? 32 : 128;
+	if (*slash < '0' || *slash > '9' || strlen(slash) > 3)
+		return -EINVAL;
+	errno = 0;
+	plen = strtoul(slash, &end, 10);
+	if (errno || *end || plen > max)
+		return -EINVAL;
+	c->prefix = (uint8_t)plen;
+	/* Host bits must be zero, as the kernel insists. */
+	for (i = c->prefix; i < max; i++)
+		if (c->addr.raw[i / 8] & (0x80 >> (i % 8)))
+			return -EINVAL;
+	return 0;
+}
+
+const char *kvip_cidr_str(const struct kvip_cidr *c, char *buf, size_t len)
+{
+	char a[KVIP_ADDR_STRLEN];
+
+	snprintf(buf, len, "%s/%u", kvip_addr_str(c->family, &c->addr, a,
+						 sizeof(a)), c->prefix);
+	return buf;
+}
+
 void kvip_service_list_free(struct kvip_service_list *list)
 {
 	for (size_t i = 0; i < list->n; i++)
@@ -258,7 +377,8 @@ static void list_clear(struct kvip_service_list *list)
 /* ------------------------------------------------------------------ */
 /* Extended ACK                                                       */
 
-enum attr_ns { NS_NONE, NS_TOP, NS_FE_LIST, NS_EP_LIST, NS_FE, NS_EP };
+enum attr_ns { NS_NONE, NS_TOP, NS_FE_LIST, NS_EP_LIST, NS_FE, NS_EP,
+	       NS_CIDR_LIST, NS_CIDR, NS_CONFIG };
 
 static const char *attr_name(enum attr_ns ns, int type)
 {
@@ -271,6 +391,22 @@ static const char *attr_name(enum attr_ns ns, int type)
 		[KVIP_A_STATS] = "stats",
 		[KVIP_A_SET_FLAGS] = "set-flags",
 		[KVIP_A_ENDPOINT_COUNT] = "endpoint-count",
+		[KVIP_A_AFFINITY_TIMEOUT] = "affinity-timeout",
+		[KVIP_A_SOURCE_RANGES] = "source-ranges",
+		[KVIP_A_CONFIG] = "config",
+		[KVIP_A_AFFINITY] = "affinity",
+		[KVIP_A_AFFINITY_COUNT] = "affinity-count",
+	};
+	static const char *const cidr[] = {
+		[KVIP_CIDR_A_FAMILY] = "family",
+		[KVIP_CIDR_A_ADDR] = "addr",
+		[KVIP_CIDR_A_PREFIX] = "prefix",
+	};
+	static const char *const cfg[] = {
+		[KVIP_CONFIG_A_NODEPORT_ADDRS] = "nodeport-addresses",
+		[KVIP_CONFIG_A_CLUSTER_CIDRS] = "cluster-cidr",
+		[KVIP_CONFIG_A_MASQUERADE_ALL] = "masquerade-all",
+		[KVIP_CONFIG_A_DROP_INVALID] = "drop-invalid",
 	};
 	static const char *const fe[] = {
 		[KVIP_FRONTEND_A_TYPE] = "type",
@@ -293,6 +429,8 @@ static const char *attr_name(enum attr_ns ns, int type)
 	case NS_TOP: tab = top; n = sizeof(top) / sizeof(top[0]); break;
 	case NS_FE: tab = fe; n = sizeof(fe) / sizeof(fe[0]); break;
 	case NS_EP: tab = ep; n = sizeof(ep) / sizeof(ep[0]); break;
+	case NS_CIDR: tab = cidr; n = sizeof(cidr) / sizeof(cidr[0]); break;
+	case NS_CONFIG: tab = cfg; n = sizeof(cfg) / sizeof(cfg[0]); break;
 	default: return NULL;
 	}
 	if (type < 0 || (size_t)type >= n)
@@ -364,6 +502,20 @@ static bool attr_path(const struct kvip *k, uint32_t off, char *buf,
 				next = NS_FE_LIST;
 			else if (nla_type(hit) == KVIP_A_ENDPOINTS)
 				next = NS_EP_LIST;
+			else if (nla_type(hit) == KVIP_A_SOURCE_RANGES)
+				next = NS_CIDR_LIST;
+			else if (nla_type(hit) == KVIP_A_CONFIG)
+				next = NS_CONFIG;
+			break;
+		case NS_CONFIG:
+			path_append(buf, len, ns, nla_type(hit));
+			if (nla_type(hit) == KVIP_CONFIG_A_NODEPORT_ADDRS ||
+			    nla_type(hit) == KVIP_CONFIG_A_CLUSTER_CIDRS)
+				next = NS_CIDR_LIST;
+			break;
+		case NS_CIDR_LIST:
+			snprintf(buf + l, len - l, "[%zu]", idx);
+			next = NS_CIDR;
 			break;
 		case NS_FE_LIST:
 			snprintf(buf + l, len - l, "[%zu]", idx);
@@ -470,6 +622,9 @@ static int cb_seq_check(struct nl_msg *msg, void *arg)
 {
 	struct kvip *k = arg;
 
+	/* Events are multicast with sequence number 0. */
+	if (k->monitor)
+		return NL_OK;
 	/* Replies to an earlier, abandoned request: drop them. */
 	return nlmsg_hdr(msg)->nlmsg_seq == k->seq ? NL_OK : NL_SKIP;
 }
@@ -536,11 +691,23 @@ static int cb_finish(struct nl_msg *msg, void *arg)
 }
 
 static int dump_parse(struct kvip *k, struct nlmsghdr *nlh);
+static int config_parse(struct kvip *k, struct nlmsghdr *nlh,
+			struct kvip_config *cfg);
+static int event_parse(struct kvip *k, struct nlmsghdr *nlh);
 
 static int cb_valid(struct nl_msg *msg, void *arg)
 {
 	struct kvip *k = arg;
 
+	if (k->monitor)
+		return event_parse(k, nlmsg_hdr(msg));
+	if (k->config && !k->err) {
+		int err = config_parse(k, nlmsg_hdr(msg), k->config);
+
+		if (err)
+			k->err = err;
+		return NL_OK;
+	}
 	if (k->dump && !k->dump->err) {
 		int err = dump_parse(k, nlmsg_hdr(msg));
 
@@ -770,6 +937,30 @@ static int put_endpoint(struct nl_msg *msg, const struct kvip_endpoint *ep)
 	return nest_end(msg, n);
 }
 
+#define CIDR_ENC_SIZE	(NLA_HDRLEN + NLA_ALIGN(NLA_HDRLEN + 2) + \
+			 NLA_ALIGN(NLA_HDRLEN + 16) + NLA_ALIGN(NLA_HDRLEN + 1))
+
+static int put_cidrs(struct nl_msg *msg, int type, const struct kvip_cidr *c,
+		     size_t n)
+{
+	struct nlattr *list = nest_start(msg, type);
+
+	if (!list)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct nlattr *e = nest_start(msg, 0);
+
+		if (!e ||
+		    nla_put_u16(msg, KVIP_CIDR_A_FAMILY, c[i].family) < 0 ||
+		    nla_put(msg, KVIP_CIDR_A_ADDR,
+			    c[i].family == AF_INET ? 4 : 16, &c[i].addr) < 0 ||
+		    nla_put_u8(msg, KVIP_CIDR_A_PREFIX, c[i].prefix) < 0 ||
+		    nest_end(msg, e) < 0)
+			return -1;
+	}
+	return nest_end(msg, list);
+}
+
 static int check_name(struct kvip *k, const char *name, size_t *len)
 {
 	size_t l = name ? strnlen(name, KVIP_NAME_MAX + 1) : 0;
@@ -810,8 +1001,13 @@ static int service_put(struct kvip *k, const struct kvip_service *svc,
 			"(set them with SET_ENDPOINTS)");
 		return -EMSGSIZE;
 	}
+	if (svc->n_source_ranges > KVIP_SOURCE_RANGES_MAX * 16) {
+		set_msg(k, "too many source ranges for one message");
+		return -EMSGSIZE;
+	}
 	size = nla_total_size(namelen + 1) + nla_total_size(1) +
-	       nla_total_size(4) + fe_bytes + ep_bytes;
+	       2 * nla_total_size(4) + fe_bytes + ep_bytes +
+	       NLA_HDRLEN + svc->n_source_ranges * CIDR_ENC_SIZE;
 
 	msg = msg_new(k, cmd, NLM_F_ACK, size);
 	if (!msg) {
@@ -820,7 +1016,13 @@ static int service_put(struct kvip *k, const struct kvip_service *svc,
 	}
 	if (nla_put_string(msg, KVIP_A_NAME, svc->name) < 0 ||
 	    nla_put_u8(msg, KVIP_A_PROTO, svc->proto) < 0 ||
-	    nla_put_u32(msg, KVIP_A_FLAGS, svc->flags) < 0)
+	    nla_put_u32(msg, KVIP_A_FLAGS, svc->flags) < 0 ||
+	    (svc->affinity_timeout &&
+	     nla_put_u32(msg, KVIP_A_AFFINITY_TIMEOUT,
+			 svc->affinity_timeout) < 0) ||
+	    (svc->n_source_ranges &&
+	     put_cidrs(msg, KVIP_A_SOURCE_RANGES, svc->source_ranges,
+		       svc->n_source_ranges) < 0))
 		goto overflow;
 	nest = nest_start(msg, KVIP_A_FRONTENDS);
 	if (!nest)
@@ -982,6 +1184,32 @@ static struct nla_policy top_policy[KVIP_A_MAX + 1] = {
 	[KVIP_A_STATS]		= { .type = NLA_NESTED },
 	[KVIP_A_SET_FLAGS]	= { .type = NLA_U32 },
 	[KVIP_A_ENDPOINT_COUNT]	= { .type = NLA_U32 },
+	[KVIP_A_AFFINITY_TIMEOUT] = { .type = NLA_U32 },
+	[KVIP_A_SOURCE_RANGES]	= { .type = NLA_NESTED },
+	[KVIP_A_CONFIG]		= { .type = NLA_NESTED },
+	[KVIP_A_AFFINITY]	= { .type = NLA_NESTED },
+	[KVIP_A_AFFINITY_COUNT]	= { .type = NLA_U32 },
+};
+
+static struct nla_policy cidr_policy[KVIP_CIDR_A_MAX + 1] = {
+	[KVIP_CIDR_A_FAMILY]	= { .type = NLA_U16 },
+	[KVIP_CIDR_A_ADDR]	= { .type = NLA_UNSPEC, .minlen = 4 },
+	[KVIP_CIDR_A_PREFIX]	= { .type = NLA_U8 },
+};
+
+static struct nla_policy config_policy[KVIP_CONFIG_A_MAX + 1] = {
+	[KVIP_CONFIG_A_NODEPORT_ADDRS]	= { .type = NLA_NESTED },
+	[KVIP_CONFIG_A_CLUSTER_CIDRS]	= { .type = NLA_NESTED },
+	[KVIP_CONFIG_A_MASQUERADE_ALL]	= { .type = NLA_U8 },
+	[KVIP_CONFIG_A_DROP_INVALID]	= { .type = NLA_U8 },
+};
+
+static struct nla_policy affinity_policy[KVIP_AFFINITY_A_MAX + 1] = {
+	[KVIP_AFFINITY_A_FAMILY]	= { .type = NLA_U16 },
+	[KVIP_AFFINITY_A_CLIENT]	= { .type = NLA_UNSPEC, .minlen = 4 },
+	[KVIP_AFFINITY_A_ENDPOINT]	= { .type = NLA_UNSPEC, .minlen = 4 },
+	[KVIP_AFFINITY_A_PORT]		= { .type = NLA_U16 },
+	[KVIP_AFFINITY_A_EXPIRES]	= { .type = NLA_U32 },
 };
 
 static struct nla_policy fe_policy[KVIP_FRONTEND_A_MAX + 1] = {
@@ -1003,6 +1231,7 @@ static struct nla_policy ep_policy[KVIP_ENDPOINT_A_MAX + 1] = {
 static struct nla_policy stats_policy[KVIP_STATS_A_MAX + 1] = {
 	[KVIP_STATS_A_CONNS]	= { .type = NLA_U64 },
 	[KVIP_STATS_A_REJECTS]	= { .type = NLA_U64 },
+	[KVIP_STATS_A_DROPS]	= { .type = NLA_U64 },
 };
 
 static int get_addr(struct nlattr *a, int family, union kvip_addr *addr)
@@ -1027,6 +1256,122 @@ static int parse_stats(struct nlattr *a, struct kvip_stats *st)
 		st->conns = nla_get_u64(tb[KVIP_STATS_A_CONNS]);
 	if (tb[KVIP_STATS_A_REJECTS])
 		st->rejects = nla_get_u64(tb[KVIP_STATS_A_REJECTS]);
+	if (tb[KVIP_STATS_A_DROPS])
+		st->drops = nla_get_u64(tb[KVIP_STATS_A_DROPS]);
+	return 0;
+}
+
+static int parse_frontends(struct kvip *k, struct kvip_service *svc,
+			   struct nlattr *list);
+
+/* A list of KVIP_CIDR_A_* nests; add() appends one entry. */
+static int parse_cidrs(struct nlattr *list,
+		       struct kvip_cidr *(*add)(void *arg), void *arg)
+{
+	struct nlattr *pos;
+	int rem;
+
+	nla_for_each_nested(pos, list, rem) {
+		struct nlattr *tb[KVIP_CIDR_A_MAX + 1];
+		struct kvip_cidr *c;
+
+		if (nla_parse_nested(tb, KVIP_CIDR_A_MAX, pos,
+				     cidr_policy) < 0 ||
+		    !tb[KVIP_CIDR_A_FAMILY] || !tb[KVIP_CIDR_A_PREFIX])
+			return -EPROTO;
+		c = add(arg);
+		if (!c)
+			return -ENOMEM;
+		c->family = nla_get_u16(tb[KVIP_CIDR_A_FAMILY]);
+		c->prefix = nla_get_u8(tb[KVIP_CIDR_A_PREFIX]);
+		if (get_addr(tb[KVIP_CIDR_A_ADDR], c->family, &c->addr) < 0)
+			return -EPROTO;
+	}
+	return 0;
+}
+
+static struct kvip_cidr *add_source_range(void *svc)
+{
+	return kvip_service_add_source_range(svc);
+}
+
+static int parse_affinity(struct kvip_service *svc, struct nlattr *list)
+{
+	struct nlattr *pos;
+	int rem;
+
+	nla_for_each_nested(pos, list, rem) {
+		struct nlattr *tb[KVIP_AFFINITY_A_MAX + 1];
+		struct kvip_affinity *a;
+
+		if (nla_parse_nested(tb, KVIP_AFFINITY_A_MAX, pos,
+				     affinity_policy) < 0 ||
+		    !tb[KVIP_AFFINITY_A_FAMILY])
+			return -EPROTO;
+		a = add_affinity(svc);
+		if (!a)
+			return -ENOMEM;
+		a->family = nla_get_u16(tb[KVIP_AFFINITY_A_FAMILY]);
+		if (tb[KVIP_AFFINITY_A_PORT])
+			a->port = nla_get_u16(tb[KVIP_AFFINITY_A_PORT]);
+		if (tb[KVIP_AFFINITY_A_EXPIRES])
+			a->expires_ms = nla_get_u32(tb[KVIP_AFFINITY_A_EXPIRES]);
+		if (get_addr(tb[KVIP_AFFINITY_A_CLIENT], a->family,
+			     &a->client) < 0 ||
+		    get_addr(tb[KVIP_AFFINITY_A_ENDPOINT], a->family,
+			     &a->endpoint) < 0)
+			return -EPROTO;
+	}
+	return 0;
+}
+
+/* The attributes of a service's first message (or of an event). */
+static int parse_service_attrs(struct kvip *k, struct kvip_service *svc,
+			       struct nlattr **tb)
+{
+	int err;
+
+	if (tb[KVIP_A_PROTO])
+		svc->proto = nla_get_u8(tb[KVIP_A_PROTO]);
+	if (tb[KVIP_A_FLAGS])
+		svc->flags = nla_get_u32(tb[KVIP_A_FLAGS]);
+	if (tb[KVIP_A_AFFINITY_TIMEOUT])
+		svc->affinity_timeout = nla_get_u32(tb[KVIP_A_AFFINITY_TIMEOUT]);
+	if (tb[KVIP_A_AFFINITY_COUNT])
+		svc->affinity_count = nla_get_u32(tb[KVIP_A_AFFINITY_COUNT]);
+	if (tb[KVIP_A_ENDPOINT_COUNT]) {
+		svc->has_endpoint_count = true;
+		svc->endpoint_count = nla_get_u32(tb[KVIP_A_ENDPOINT_COUNT]);
+	}
+	if (parse_stats(tb[KVIP_A_STATS], &svc->stats) < 0) {
+		set_msg(k, "malformed stats in reply for service '%s'",
+			svc->name);
+		return -EPROTO;
+	}
+	if (tb[KVIP_A_SOURCE_RANGES]) {
+		err = parse_cidrs(tb[KVIP_A_SOURCE_RANGES], add_source_range,
+				  svc);
+		if (err) {
+			set_msg(k, err == -ENOMEM ? "out of memory" :
+				"malformed source range in reply for service '%s'",
+				svc->name);
+			return err;
+		}
+	}
+	if (tb[KVIP_A_AFFINITY]) {
+		err = parse_affinity(svc, tb[KVIP_A_AFFINITY]);
+		if (err) {
+			set_msg(k, err == -ENOMEM ? "out of memory" :
+				"malformed affinity entry in reply for service '%s'",
+				svc->name);
+			return err;
+		}
+	}
+	if (tb[KVIP_A_FRONTENDS]) {
+		err = parse_frontends(k, svc, tb[KVIP_A_FRONTENDS]);
+		if (err)
+			return err;
+	}
 	return 0;
 }
 
@@ -1109,6 +1454,7 @@ static int dump_parse(struct kvip *k, struct nlmsghdr *nlh)
 	struct nlattr *tb[KVIP_A_MAX + 1];
 	struct kvip_service *svc;
 	char name[KVIP_NAME_MAX + 1];
+	int err;
 
 	if (genlmsg_parse(nlh, 0, tb, KVIP_A_MAX, top_policy) < 0 ||
 	    !tb[KVIP_A_NAME]) {
@@ -1156,23 +1502,9 @@ static int dump_parse(struct kvip *k, struct nlmsghdr *nlh)
 	svc = &list->v[list->n++];
 	kvip_service_init(svc);
 	memcpy(svc->name, name, sizeof(name));
-	svc->proto = nla_get_u8(tb[KVIP_A_PROTO]);
-	if (tb[KVIP_A_FLAGS])
-		svc->flags = nla_get_u32(tb[KVIP_A_FLAGS]);
-	if (tb[KVIP_A_ENDPOINT_COUNT]) {
-		svc->has_endpoint_count = true;
-		svc->endpoint_count = nla_get_u32(tb[KVIP_A_ENDPOINT_COUNT]);
-	}
-	if (parse_stats(tb[KVIP_A_STATS], &svc->stats) < 0) {
-		set_msg(k, "malformed stats in reply for service '%s'", name);
-		return -EPROTO;
-	}
-	if (tb[KVIP_A_FRONTENDS]) {
-		int err = parse_frontends(k, svc, tb[KVIP_A_FRONTENDS]);
-
-		if (err)
-			return err;
-	}
+	err = parse_service_attrs(k, svc, tb);
+	if (err)
+		return err;
 	if (tb[KVIP_A_ENDPOINTS])
 		return parse_endpoints(k, svc, tb[KVIP_A_ENDPOINTS]);
 	return 0;
@@ -1198,9 +1530,75 @@ static int dump_check(struct kvip *k, const struct kvip_service_list *list)
 	return 0;
 }
 
+/*
+ * Pause before dump attempt @attempt (1, 2, ...): exponential, capped,
+ * scaled by a random 50..100 % (@rnd), so concurrent readers spread out.
+ * Returns milliseconds.
+ */
+unsigned int kvip__dump_backoff_ms(unsigned int attempt, uint32_t rnd)
+{
+	unsigned int base = KVIP_DUMP_BACKOFF_MS;
+
+	while (--attempt && base < KVIP_DUMP_BACKOFF_MAX_MS)
+		base *= 2;
+	if (base > KVIP_DUMP_BACKOFF_MAX_MS)
+		base = KVIP_DUMP_BACKOFF_MAX_MS;
+	/* base/2 + [0, base/2], in microsecond steps. */
+	return (base * 500 + rnd % (base * 500 + 1)) / 1000;
+}
+
+static uint32_t backoff_random(void)
+{
+	uint32_t r;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		r = (uint32_t)clock();
+	return r;
+}
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = {
+		.tv_sec = ms / 1000,
+		.tv_nsec = (long)(ms % 1000) * 1000000L,
+	};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* One dump (or, with @doit, a GET of @name), into @list. */
+static int list_once(struct kvip *k, const char *name, size_t namelen,
+		     bool doit, struct kvip_service_list *list,
+		     struct dump_ctx *d)
+{
+	struct nl_msg *msg;
+	int ret;
+
+	list_clear(list);
+	msg = msg_new(k, KVIP_CMD_GET_SERVICE, doit ? NLM_F_ACK : NLM_F_DUMP,
+		      name ? nla_total_size(namelen + 1) : 0);
+	if (!msg) {
+		set_msg(k, "out of memory");
+		return -ENOMEM;
+	}
+	if (name && nla_put_string(msg, KVIP_A_NAME, name) < 0) {
+		nlmsg_free(msg);
+		set_msg(k, "message too large");
+		return -EMSGSIZE;
+	}
+	k->dump = d;
+	k->req_ep_base = 0;
+	ret = transact(k, msg);
+	k->dump = NULL;
+	nlmsg_free(msg);
+	return ret;
+}
+
 int kvip_service_list(struct kvip *k, const char *name,
 		      struct kvip_service_list *list)
 {
+	unsigned int slept = 0;
 	size_t namelen = 0;
 	int ret = 0;
 
@@ -1210,32 +1608,42 @@ int kvip_service_list(struct kvip *k, const char *name,
 		ret = check_name(k, name, &namelen);
 		if (ret)
 			return ret;
+
+		/*
+		 * One service: a plain GET is atomic and is the only reply
+		 * with the affinity entries. Sets too large for it (EMSGSIZE)
+		 * take the dump.
+		 */
+		struct dump_ctx d = { .list = list, .name = name };
+
+		ret = list_once(k, name, namelen, true, list, &d);
+		if (!ret && d.err)
+			ret = d.err;
+		if (!ret && !list->n) {
+			set_msg(k, "no such service");
+			ret = -ENOENT;
+		}
+		if (ret != -EMSGSIZE || d.err) {
+			if (ret < 0)
+				kvip_service_list_free(list);
+			return ret;
+		}
+		k->msg[0] = '\0';
 	}
 
-	for (int attempt = 0; attempt < KVIP_DUMP_TRIES; attempt++) {
+	for (unsigned int attempt = 1; attempt <= KVIP_DUMP_TRIES; attempt++) {
 		struct dump_ctx d = { .list = list, .name = name };
-		struct nl_msg *msg;
 
-		list_clear(list);
-		msg = msg_new(k, KVIP_CMD_GET_SERVICE, NLM_F_DUMP,
-			      name ? nla_total_size(namelen + 1) : 0);
-		if (!msg) {
-			set_msg(k, "out of memory");
-			ret = -ENOMEM;
-			break;
-		}
-		if (name && nla_put_string(msg, KVIP_A_NAME, name) < 0) {
-			nlmsg_free(msg);
-			set_msg(k, "message too large");
-			ret = -EMSGSIZE;
-			break;
-		}
-		k->dump = &d;
-		k->req_ep_base = 0;
-		ret = transact(k, msg);
-		k->dump = NULL;
-		nlmsg_free(msg);
+		if (attempt > 1) {
+			unsigned int ms = kvip__dump_backoff_ms(attempt - 1,
+							backoff_random());
 
+			if (slept + ms > KVIP_DUMP_BUDGET_MS)
+				break;
+			sleep_ms(ms);
+			slept += ms;
+		}
+		ret = list_once(k, name, namelen, false, list, &d);
 		if (ret < 0) {
 			/* 6.1 drops the extack of a dump's start callback. */
 			if (ret == -ENOENT && name && !k->msg[0])
@@ -1244,8 +1652,8 @@ int kvip_service_list(struct kvip *k, const char *name,
 		}
 		if (k->intr) {
 			ret = -EAGAIN;
-			set_msg(k, "dump interrupted %d times: the service "
-				"table kept changing", attempt + 1);
+			set_msg(k, "dump interrupted %u times in %u ms: the "
+				"service table kept changing", attempt, slept);
 			continue;
 		}
 		if (d.err) {
@@ -1279,4 +1687,242 @@ int kvip_service_dump(struct kvip *k, const char *name, kvip_service_cb cb,
 		ret = cb(&list.v[i], arg);
 	kvip_service_list_free(&list);
 	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Settings                                                           */
+
+void kvip_config_init(struct kvip_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->masquerade_all = -1;
+	cfg->drop_invalid = -1;
+}
+
+void kvip_config_free(struct kvip_config *cfg)
+{
+	free(cfg->nodeport_addrs);
+	free(cfg->cluster_cidrs);
+	kvip_config_init(cfg);
+}
+
+static struct kvip_cidr *add_nodeport_addr(void *cfg)
+{
+	struct kvip_config *c = cfg;
+
+	return add_cidr(&c->nodeport_addrs, &c->n_nodeport_addrs);
+}
+
+static struct kvip_cidr *add_cluster_cidr(void *cfg)
+{
+	struct kvip_config *c = cfg;
+
+	return add_cidr(&c->cluster_cidrs, &c->n_cluster_cidrs);
+}
+
+/* KVIP_A_CONFIG of @tb into @cfg (initialised, lists empty). */
+static int parse_config_attr(struct kvip *k, struct nlattr *a,
+			     struct kvip_config *cfg)
+{
+	struct nlattr *tb[KVIP_CONFIG_A_MAX + 1];
+	int err = 0;
+
+	if (!a || nla_parse_nested(tb, KVIP_CONFIG_A_MAX, a,
+				   config_policy) < 0) {
+		set_msg(k, "malformed settings in reply");
+		return -EPROTO;
+	}
+	cfg->has_nodeport_addrs = true;
+	cfg->has_cluster_cidrs = true;
+	if (tb[KVIP_CONFIG_A_NODEPORT_ADDRS])
+		err = parse_cidrs(tb[KVIP_CONFIG_A_NODEPORT_ADDRS],
+				  add_nodeport_addr, cfg);
+	if (!err && tb[KVIP_CONFIG_A_CLUSTER_CIDRS])
+		err = parse_cidrs(tb[KVIP_CONFIG_A_CLUSTER_CIDRS],
+				  add_cluster_cidr, cfg);
+	if (err) {
+		set_msg(k, err == -ENOMEM ? "out of memory" :
+			"malformed prefix in settings reply");
+		return err;
+	}
+	cfg->masquerade_all = tb[KVIP_CONFIG_A_MASQUERADE_ALL] ?
+		nla_get_u8(tb[KVIP_CONFIG_A_MASQUERADE_ALL]) : 0;
+	cfg->drop_invalid = tb[KVIP_CONFIG_A_DROP_INVALID] ?
+		nla_get_u8(tb[KVIP_CONFIG_A_DROP_INVALID]) : 0;
+	return 0;
+}
+
+static int config_parse(struct kvip *k, struct nlmsghdr *nlh,
+			struct kvip_config *cfg)
+{
+	struct nlattr *tb[KVIP_A_MAX + 1];
+
+	if (genlmsg_parse(nlh, 0, tb, KVIP_A_MAX, top_policy) < 0) {
+		set_msg(k, "malformed settings reply");
+		return -EPROTO;
+	}
+	kvip_config_free(cfg);
+	return parse_config_attr(k, tb[KVIP_A_CONFIG], cfg);
+}
+
+int kvip_config_get(struct kvip *k, struct kvip_config *cfg)
+{
+	struct nl_msg *msg;
+	int ret;
+
+	kvip_config_init(cfg);
+	k->msg[0] = '\0';
+	msg = msg_new(k, KVIP_CMD_GET_CONFIG, NLM_F_ACK, 0);
+	if (!msg) {
+		set_msg(k, "out of memory");
+		return -ENOMEM;
+	}
+	k->config = cfg;
+	ret = transact(k, msg);
+	k->config = NULL;
+	nlmsg_free(msg);
+	if (!ret && cfg->masquerade_all < 0) {
+		set_msg(k, "no settings in the reply");
+		ret = -EPROTO;
+	}
+	if (ret < 0)
+		kvip_config_free(cfg);
+	return ret;
+}
+
+int kvip_config_set(struct kvip *k, const struct kvip_config *cfg)
+{
+	struct nlattr *nest;
+	struct nl_msg *msg;
+	size_t size;
+	int ret;
+
+	k->msg[0] = '\0';
+	if ((cfg->has_nodeport_addrs ? cfg->n_nodeport_addrs : 0) +
+	    (cfg->has_cluster_cidrs ? cfg->n_cluster_cidrs : 0) >
+	    (NEST_MAX - 64) / CIDR_ENC_SIZE) {
+		set_msg(k, "too many prefixes for one message");
+		return -EMSGSIZE;
+	}
+	size = 3 * NLA_HDRLEN + 2 * nla_total_size(1) +
+	       (cfg->n_nodeport_addrs + cfg->n_cluster_cidrs) * CIDR_ENC_SIZE;
+	msg = msg_new(k, KVIP_CMD_SET_CONFIG, NLM_F_ACK, size);
+	if (!msg) {
+		set_msg(k, "out of memory");
+		return -ENOMEM;
+	}
+	nest = nest_start(msg, KVIP_A_CONFIG);
+	if (!nest ||
+	    (cfg->has_nodeport_addrs &&
+	     put_cidrs(msg, KVIP_CONFIG_A_NODEPORT_ADDRS, cfg->nodeport_addrs,
+		       cfg->n_nodeport_addrs) < 0) ||
+	    (cfg->has_cluster_cidrs &&
+	     put_cidrs(msg, KVIP_CONFIG_A_CLUSTER_CIDRS, cfg->cluster_cidrs,
+		       cfg->n_cluster_cidrs) < 0) ||
+	    (cfg->masquerade_all >= 0 &&
+	     nla_put_u8(msg, KVIP_CONFIG_A_MASQUERADE_ALL,
+			(uint8_t)cfg->masquerade_all) < 0) ||
+	    (cfg->drop_invalid >= 0 &&
+	     nla_put_u8(msg, KVIP_CONFIG_A_DROP_INVALID,
+			(uint8_t)cfg->drop_invalid) < 0) ||
+	    nest_end(msg, nest) < 0) {
+		nlmsg_free(msg);
+		set_msg(k, "message too large");
+		return -EMSGSIZE;
+	}
+	ret = transact(k, msg);
+	nlmsg_free(msg);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Events                                                             */
+
+static int event_parse(struct kvip *k, struct nlmsghdr *nlh)
+{
+	struct monitor_ctx *m = k->monitor;
+	struct genlmsghdr *gh = nlmsg_data(nlh);
+	struct nlattr *tb[KVIP_A_MAX + 1];
+	struct kvip_service svc;
+	struct kvip_config cfg;
+	int err;
+
+	if (nlh->nlmsg_type != k->family ||
+	    nlh->nlmsg_len < NLMSG_HDRLEN + GENL_HDRLEN)
+		return NL_SKIP;
+	if (genlmsg_parse(nlh, 0, tb, KVIP_A_MAX, top_policy) < 0) {
+		set_msg(k, "malformed event");
+		m->ret = -EPROTO;
+		return NL_STOP;
+	}
+	kvip_service_init(&svc);
+	kvip_config_init(&cfg);
+	switch (gh->cmd) {
+	case KVIP_CMD_NEW_SERVICE:
+	case KVIP_CMD_DEL_SERVICE:
+	case KVIP_CMD_SET_ENDPOINTS:
+		if (!tb[KVIP_A_NAME]) {
+			set_msg(k, "malformed event: no service name");
+			m->ret = -EPROTO;
+			return NL_STOP;
+		}
+		nla_strlcpy(svc.name, tb[KVIP_A_NAME], sizeof(svc.name));
+		err = parse_service_attrs(k, &svc, tb);
+		if (!err)
+			m->ret = m->cb(gh->cmd, &svc, NULL, m->arg);
+		break;
+	case KVIP_CMD_SET_CONFIG:
+		err = parse_config_attr(k, tb[KVIP_A_CONFIG], &cfg);
+		if (!err)
+			m->ret = m->cb(gh->cmd, NULL, &cfg, m->arg);
+		break;
+	case KVIP_CMD_FLUSH:
+		err = 0;
+		m->ret = m->cb(gh->cmd, NULL, NULL, m->arg);
+		break;
+	default:
+		return NL_SKIP;	/* a newer kernel's event */
+	}
+	kvip_service_free(&svc);
+	kvip_config_free(&cfg);
+	if (err)
+		m->ret = err;
+	return m->ret ? NL_STOP : NL_OK;
+}
+
+int kvip_monitor(struct kvip *k, kvip_event_cb cb, void *arg)
+{
+	struct monitor_ctx m = { .cb = cb, .arg = arg };
+	int grp, ret;
+
+	k->msg[0] = '\0';
+	/* libnl's resolver waits for an ACK: it needs auto-ACK on. */
+	nl_socket_enable_auto_ack(k->sk);
+	grp = genl_ctrl_resolve_grp(k->sk, KVIP_GENL_NAME, KVIP_MCGRP_EVENTS);
+	nl_socket_disable_auto_ack(k->sk);
+	if (grp < 0) {
+		set_msg(k, "kernel module without events: %s",
+			nl_geterror(grp));
+		return nlerr_to_errno(grp);
+	}
+	ret = nl_socket_add_membership(k->sk, grp);
+	if (ret < 0)
+		return fail_nl(k, ret, "cannot join the events group");
+
+	k->monitor = &m;
+	while (!m.ret) {
+		ret = nl_recvmsgs(k->sk, k->cb);
+		if (ret < 0 && !m.ret) {
+			/* Overrun: events were lost; say so. */
+			if (ret == -NLE_NOMEM || ret == -NLE_MSG_OVERFLOW) {
+				set_msg(k, "events lost: receive buffer overrun");
+				m.ret = -ENOBUFS;
+			} else {
+				m.ret = fail_nl(k, ret, "netlink receive");
+			}
+		}
+	}
+	k->monitor = NULL;
+	nl_socket_drop_membership(k->sk, grp);
+	return m.ret;
 }

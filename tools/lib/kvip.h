@@ -213,4 +213,11 @@ const char *kvip_proto_name(uint8_t proto);
 /* "clusterip", "external", "nodeport" or NULL. */
 const char *kvip_frontend_type_name(uint8_t type);
 
+/*
+ * Internal, exported for the unit tests: the pause in milliseconds before
+ * the retry number @attempt (1, 2, ...) of a dump interrupted by changes,
+ * given a random number @rnd.
+ */
+unsigned int kvip__dump_backoff_ms(unsigned int attempt, uint32_t rnd);
+
 #endif /* KVIP_LIB_H */

@@ -94,7 +94,14 @@ for word in "service add NAME proto PROTO FRONTEND" "service replace NAME" \
 	"endpoints set NAME [ENDPOINT...]" "kvipctl flush" "-batch FILE" \
 	"clusterip ADDR:PORT | external ADDR:PORT | nodeport PORT" \
 	"ADDR:PORT[@WEIGHT][,FLAG]..." "Exit status:" "Examples:" \
-	"CAP_NET_ADMIN"; do
+	"CAP_NET_ADMIN" "external-traffic-policy cluster|local" \
+	"internal-traffic-policy cluster|local" \
+	"affinity none|clientip [timeout SECONDS]" \
+	"source-ranges CIDR[,CIDR]..." "managed" \
+	"config set SETTING..." "nodeport-addresses CIDR...|default" \
+	"cluster-cidr CIDR...|none" "masquerade-all on|off" \
+	"drop-invalid on|off" "config show [-j|--json]" \
+	"monitor [-j|--json]"; do
 	[[ "$out" == *"$word"* ]] && ok || not_ok "--help lacks '$word'"
 done
 expect_out 0 'Usage: kvipctl *' -h
@@ -104,6 +111,11 @@ expect_out 0 'Usage:*kvipctl service add*' service help
 expect_out 0 'Usage:*kvipctl service add*' service show --help
 expect_out 0 'Usage:*kvipctl endpoints set*' endpoints help
 expect_out 0 'Usage:*kvipctl endpoints set*' help endpoints
+expect_out 0 'Usage:*kvipctl config set*' help config
+expect_out 0 'Usage:*kvipctl config set*' config help
+expect_out 0 'Usage:*kvipctl config set*' config set --help
+expect_out 0 'Usage:*kvipctl monitor*' help monitor
+expect_out 0 'Usage:*kvipctl monitor*' monitor --help
 expect_out 0 'kvipctl *' --version
 [[ "$out" =~ ^kvipctl\ [0-9a-zA-Z.+-]+$ ]] && ok || not_ok "--version: $out"
 expect_out 0 'kvipctl *' -V
@@ -152,6 +164,75 @@ expect_usage "missing ADDR:PORT after 'external'" "${A[@]}" proto tcp external
 expect_usage "missing PORT after 'nodeport'" "${A[@]}" proto tcp nodeport
 expect_usage "unknown argument 'sessionaffinity'" \
 	"${A[@]}" proto tcp nodeport 30000 sessionaffinity clientip
+# Service options
+B=("${A[@]}" proto tcp nodeport 30000)
+expect_usage "invalid external-traffic-policy 'foo' (use cluster or local)" \
+	"${B[@]}" external-traffic-policy foo
+expect_usage "invalid internal-traffic-policy 'Local' (use cluster or local)" \
+	"${B[@]}" internal-traffic-policy Local
+expect_usage "missing cluster|local after 'external-traffic-policy'" \
+	"${B[@]}" external-traffic-policy
+expect_usage "duplicate 'external-traffic-policy'" \
+	"${B[@]}" external-traffic-policy local external-traffic-policy cluster
+expect_usage "invalid affinity 'sticky' (use none or clientip)" \
+	"${B[@]}" affinity sticky
+expect_usage "missing none|clientip after 'affinity'" "${B[@]}" affinity
+expect_usage "'timeout' needs 'affinity clientip'" \
+	"${B[@]}" affinity none timeout 10
+expect_usage "missing SECONDS after 'timeout'" \
+	"${B[@]}" affinity clientip timeout
+expect_usage "invalid affinity timeout '0' (1..86400 seconds)" \
+	"${B[@]}" affinity clientip timeout 0
+expect_usage "invalid affinity timeout '86401' (1..86400 seconds)" \
+	"${B[@]}" affinity clientip timeout 86401
+expect_usage "invalid affinity timeout '99999999999999999999' (1..86400 seconds)" \
+	"${B[@]}" affinity clientip timeout 99999999999999999999
+expect_usage "invalid affinity timeout '1h' (1..86400 seconds)" \
+	"${B[@]}" affinity clientip timeout 1h
+expect_usage "duplicate 'affinity'" \
+	"${B[@]}" affinity clientip affinity none
+expect_usage "unknown argument 'timeout'" "${B[@]}" timeout 5
+expect_usage "invalid CIDR 'x'" "${B[@]}" source-ranges x
+expect_usage "invalid CIDR '10.0.0.0'" "${B[@]}" source-ranges 10.0.0.0
+expect_usage "invalid CIDR '10.0.0.0/33'" "${B[@]}" source-ranges 10.0.0.0/33
+expect_usage "invalid CIDR 'fd00::/129'" "${B[@]}" source-ranges fd00::/129
+expect_usage "invalid CIDR '10.0.0.1/8' (bits set past the prefix length)" \
+	"${B[@]}" source-ranges 10.0.0.0/8,10.0.0.1/8
+expect_usage "invalid CIDR 'fd00::1/64' (bits set past the prefix length)" \
+	"${B[@]}" source-ranges fd00::1/64
+expect_usage "invalid CIDR ''" "${B[@]}" source-ranges 10.0.0.0/8,
+expect_usage "invalid CIDR ''" "${B[@]}" source-ranges ,10.0.0.0/8
+expect_usage "invalid CIDR '10.0.0.0/+8'" "${B[@]}" source-ranges 10.0.0.0/+8
+expect_usage "missing CIDR[,CIDR]... after 'source-ranges'" \
+	"${B[@]}" source-ranges
+expect_usage "duplicate 'managed'" "${B[@]}" managed managed
+# Settings
+expect_usage "missing setting after 'config set' (nodeport-addresses, cluster-cidr, masquerade-all or drop-invalid)" \
+	config set
+expect_usage "unknown setting 'masquerade'" config set masquerade on
+expect_usage "invalid value 'yes' for 'masquerade-all' (use on or off)" \
+	config set masquerade-all yes
+expect_usage "missing on|off after 'drop-invalid'" config set drop-invalid
+expect_usage "duplicate 'drop-invalid'" \
+	config set drop-invalid on drop-invalid off
+expect_usage "missing CIDR... or 'none' after 'cluster-cidr'" \
+	config set cluster-cidr masquerade-all on
+expect_usage "missing CIDR... or 'default' after 'nodeport-addresses'" \
+	config set nodeport-addresses
+expect_usage "'none' cannot be mixed with CIDRs" \
+	config set cluster-cidr none 10.0.0.0/8
+expect_usage "'default' cannot be mixed with CIDRs" \
+	config set nodeport-addresses 10.0.0.0/8 default
+expect_usage "invalid CIDR '10.0.0.1/8' (bits set past the prefix length)" \
+	config set cluster-cidr 10.0.0.1/8
+expect_usage "duplicate 'cluster-cidr'" \
+	config set cluster-cidr none cluster-cidr 10.0.0.0/8
+expect_usage "unknown command 'config get' (try 'kvipctl config help')" \
+	config get
+expect_usage "unknown argument 'x'" config show x
+expect_usage "unknown option '-x'" config show -x
+expect_usage "unknown argument 'x'" monitor x
+expect_usage "unknown option '--yaml'" monitor --yaml
 # NAME is positional: here it is "proto".
 expect_usage "unknown argument 'tcp'" service replace proto tcp nodeport 1
 expect_usage "service name too long (max 255 bytes)" \
@@ -196,6 +277,21 @@ expect 0 "" -c -j service show
 expect 0 "" -c service del default/x
 expect 0 "" -c flush
 expect 0 "" -c service
+expect 0 "" -c service add default/x proto tcp nodeport 30080 \
+	external-traffic-policy local internal-traffic-policy cluster \
+	affinity clientip timeout 86400 source-ranges 10.0.0.0/8,fd00::/64
+expect 0 "" -c service replace default/x proto tcp nodeport 30080 managed \
+	affinity clientip external-traffic-policy cluster \
+	internal-traffic-policy local source-ranges 0.0.0.0/0
+expect 0 "" -c service replace default/x proto udp clusterip 10.96.0.1:53 \
+	affinity none
+expect 0 "" -c config set nodeport-addresses 192.168.0.0/16 127.0.0.1/32,::1/128 \
+	cluster-cidr none masquerade-all on drop-invalid off
+expect 0 "" -c config set nodeport-addresses default cluster-cidr 10.244.0.0/16
+expect 0 "" -c config show -j
+expect 0 "" -c config
+expect 0 "" -c monitor
+expect 0 "" -c -j monitor
 
 # ------------------------------------------------------------- batch ----
 
@@ -208,6 +304,9 @@ service add "default/b c" proto udp clusterip [fd00::b]:53
 endpoints set default/a
 service show -j
 service del 'default/b c'
+service replace default/a proto tcp nodeport 30080 affinity clientip timeout 60 source-ranges 10.0.0.0/8
+config set cluster-cidr 10.244.0.0/16 masquerade-all off
+config show -j
 flush
 EOF
 expect 0 "" -c -batch "$TMP/good"
@@ -250,6 +349,9 @@ if ! module_loaded; then
 	expect 1 "$nomod" flush
 	expect 1 "$nomod" service show
 	expect 1 "$nomod" service add default/x proto tcp clusterip 10.96.0.10:80
+	expect 1 "$nomod" config show
+	expect 1 "$nomod" config set masquerade-all on
+	expect 1 "$nomod" monitor
 	expect 1 "$nomod" -batch "$TMP/good"
 	expect 1 "$nomod" -force -batch "$TMP/good"
 	# Usage errors win over the missing module.

@@ -3,6 +3,7 @@
  * Host unit tests for kvipctl's parsers and JSON writer. No kernel needed.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -399,6 +400,101 @@ static void test_json(void)
 	free(got);
 }
 
+static void test_cidr(void)
+{
+	struct kvip_cidr c;
+	char buf[64];
+	static const char *const good[] = {
+		"10.0.0.0/8", "0.0.0.0/0", "10.1.2.3/32", "192.168.128.0/17",
+		"fd00::/64", "::/0", "::1/128", "2001:db8::/32",
+		"fd00:1:2:3:4:5:6:0/112",
+	};
+	static const char *const bad[] = {
+		"", "/", "10.0.0.0", "10.0.0.0/", "10.0.0.0/33", "fd00::/129",
+		"10.0.0.1/8", "fd00::1/64", "10.0.0.0/8/8", "10.0.0.0/+8",
+		"10.0.0.0/ 8", "10.0.0.0/08x", "x/8", "10.0.0.0/0008",
+		"10.0.0.0/-1", "[fd00::]/64", "10.0.0.0/99999999999999999999",
+		"192.168.129.0/17",
+	};
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		CHECK(kvip_cidr_parse(good[i], &c) == 0, "cidr %s", good[i]);
+		CHECK(!strcmp(kvip_cidr_str(&c, buf, sizeof(buf)), good[i]),
+		      "cidr %s round trip: %s", good[i], buf);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(kvip_cidr_parse(bad[i], &c) == -EINVAL, "bad cidr '%s'",
+		      bad[i]);
+	CHECK(kvip_cidr_parse("10.0.0.0/8", &c) == 0 && c.family == AF_INET &&
+	      c.prefix == 8 && c.addr.raw[0] == 10, "cidr fields");
+	CHECK(kvip_cidr_parse("fd00::/16", &c) == 0 && c.family == AF_INET6 &&
+	      c.prefix == 16 && c.addr.raw[0] == 0xfd, "cidr6 fields");
+
+	CHECK(parse_cidr("10.0.0.0/8", &c) == 0, "parse_cidr");
+	CHECK_ERR(parse_cidr("x", &c), "invalid CIDR 'x'");
+	CHECK_ERR(parse_cidr("10.0.0.0/33", &c), "invalid CIDR '10.0.0.0/33'");
+	CHECK_ERR(parse_cidr("10.0.0.1/8", &c),
+		  "invalid CIDR '10.0.0.1/8' (bits set past the prefix length)");
+	CHECK_ERR(parse_cidr("fd00::1/120", &c),
+		  "invalid CIDR 'fd00::1/120' (bits set past the prefix length)");
+}
+
+static int count_cidr(void *arg, const struct kvip_cidr *c)
+{
+	(void)c;
+	++*(int *)arg;
+	return 0;
+}
+
+static void test_cidr_list(void)
+{
+	int n = 0;
+
+	CHECK(parse_cidr_list("10.0.0.0/8,fd00::/8,0.0.0.0/0", count_cidr,
+			      &n) == 0 && n == 3, "cidr list: %d", n);
+	CHECK_ERR(parse_cidr_list("", count_cidr, &n), "invalid CIDR ''");
+	CHECK_ERR(parse_cidr_list("10.0.0.0/8,", count_cidr, &n),
+		  "invalid CIDR ''");
+	CHECK_ERR(parse_cidr_list("10.0.0.0/8,,fd00::/8", count_cidr, &n),
+		  "invalid CIDR ''");
+	CHECK_ERR(parse_cidr_list("10.0.0.0/8,bad", count_cidr, &n),
+		  "invalid CIDR 'bad'");
+}
+
+/* Dump retries: exponential, capped, jittered, bounded in total. */
+static void test_backoff(void)
+{
+	unsigned int total_min = 0, total_max = 0;
+
+	CHECK(kvip__dump_backoff_ms(1, 0) == 0, "attempt 1, rnd 0: %u",
+	      kvip__dump_backoff_ms(1, 0));
+	CHECK(kvip__dump_backoff_ms(1, 500) == 1, "attempt 1, max jitter");
+	CHECK(kvip__dump_backoff_ms(2, 0) == 1, "attempt 2 min");
+	CHECK(kvip__dump_backoff_ms(2, 1000) == 2, "attempt 2 max");
+	CHECK(kvip__dump_backoff_ms(8, 0) == 64, "attempt 8 min: %u",
+	      kvip__dump_backoff_ms(8, 0));
+	CHECK(kvip__dump_backoff_ms(8, 64000) == 128, "attempt 8 max");
+	CHECK(kvip__dump_backoff_ms(30, 0xffffffff) <= 128, "cap");
+	CHECK(kvip__dump_backoff_ms(1000000, 0xffffffff) <= 128, "cap, huge");
+	for (unsigned int a = 1; a < 40; a++) {
+		unsigned int lo = kvip__dump_backoff_ms(a, 0);
+		unsigned int hi = kvip__dump_backoff_ms(a, 0xffffffff);
+
+		CHECK(lo <= hi && hi <= 128, "attempt %u: %u..%u", a, lo, hi);
+		for (uint32_t r = 0; r < 300000; r += 977) {
+			unsigned int v = kvip__dump_backoff_ms(a, r);
+
+			CHECK(v >= lo / 2 && v <= 128, "attempt %u rnd %u: %u",
+			      a, r, v);
+		}
+		total_min += lo;
+		total_max += hi;
+	}
+	/* 40 attempts, pauses capped: enough to ride out bursts of changes. */
+	CHECK(total_min >= 1000, "total minimum pause %u ms", total_min);
+	CHECK(total_max <= 5000, "total maximum pause %u ms", total_max);
+}
+
 int main(void)
 {
 	test_port();
@@ -409,6 +505,9 @@ int main(void)
 	test_quote();
 	test_split();
 	test_json();
+	test_cidr();
+	test_cidr_list();
+	test_backoff();
 
 	printf("test_parse: %d checks, %d failures\n", checks, failures);
 	return failures ? 1 : 0;

@@ -114,11 +114,16 @@
  * LOCAL endpoints. KVIP_SERVICE_F_INTERNAL_LOCAL makes cluster IP frontends
  * use the local pool, KVIP_SERVICE_F_EXTERNAL_LOCAL does so for external
  * and node-port frontends (which then keep the client's source address);
- * otherwise the cluster pool is used. A service with no endpoint at all
- * rejects new connections (TCP reset, ICMP port unreachable); a service
- * whose pool is empty while it has endpoints drops them. Traffic that the
- * node itself sends to an external or node-port frontend is treated as
- * cluster traffic even with EXTERNAL_LOCAL.
+ * otherwise the cluster pool is used. A service whose cluster pool of the
+ * connection's family is empty (no endpoint at all, or none ready or
+ * serving-and-terminating with a weight: kube-proxy's "has no endpoints")
+ * rejects new connections (TCP reset, ICMP port unreachable); when only
+ * the local pool is empty, they are dropped. Traffic that the node itself
+ * sends to an external or node-port frontend is treated as cluster
+ * traffic even with EXTERNAL_LOCAL; so is traffic from a source inside
+ * KVIP_CONFIG_A_CLUSTER_CIDRS (a pod of this node: kube-proxy's "pod
+ * traffic for external destinations" with a local-traffic detector),
+ * which is not masqueraded either.
  *
  * KVIP_SERVICE_F_AFFINITY: a client address keeps its endpoint (per
  * service) until KVIP_A_AFFINITY_TIMEOUT seconds (1..KVIP_AFFINITY_TIMEOUT_MAX,
@@ -143,9 +148,10 @@
  * The decision is taken from the connection's original destination when
  * it leaves the node (a POST_ROUTING NAT hook); no iptables rule is used.
  *
- * Conntrack: when an endpoint leaves the set of a UDP or SCTP service, the
- * conntrack entries of that service's frontends towards that endpoint are
- * deleted; when a UDP service goes from no ready endpoint to at least one,
+ * Conntrack: when an endpoint leaves the set of a UDP or SCTP service, or
+ * stops being ready or serving (as kube-proxy's stale-endpoint detection),
+ * the conntrack entries of that service's frontends towards that endpoint
+ * are deleted; when a UDP service goes from no ready endpoint to at least one,
  * the UDP entries towards its frontends are deleted (entries created while
  * traffic was rejected would otherwise black-hole the flow). Deleting a UDP
  * or SCTP service deletes its entries too.
@@ -154,18 +160,25 @@
  * ------
  * The multicast group KVIP_MCGRP_EVENTS announces every change, after it
  * is applied, with the command that made it: KVIP_CMD_NEW_SERVICE (created
- * or replaced: KVIP_A_NAME, KVIP_A_PROTO, KVIP_A_FLAGS, KVIP_A_FRONTENDS and
- * the options), KVIP_CMD_DEL_SERVICE (KVIP_A_NAME), KVIP_CMD_SET_ENDPOINTS
- * (KVIP_A_NAME, KVIP_A_ENDPOINT_COUNT; endpoints are not repeated),
- * KVIP_CMD_FLUSH (no attribute) and KVIP_CMD_SET_CONFIG (KVIP_A_CONFIG).
- * Joining it needs no privilege, like reading.
+ * or replaced: KVIP_A_NAME, KVIP_A_PROTO, KVIP_A_FLAGS, KVIP_A_FRONTENDS,
+ * the options and KVIP_A_ENDPOINT_COUNT), KVIP_CMD_DEL_SERVICE
+ * (KVIP_A_NAME), KVIP_CMD_SET_ENDPOINTS (KVIP_A_NAME, KVIP_A_ENDPOINT_COUNT;
+ * endpoints are not repeated; a set sent in several messages is announced
+ * once, by the message that commits it), KVIP_CMD_FLUSH (no attribute) and
+ * KVIP_CMD_SET_CONFIG (KVIP_A_CONFIG, every setting). A request that fails
+ * announces nothing. Events carry sequence number 0 and port id 0. Joining
+ * needs no privilege, like reading. A listener that does not keep up loses
+ * events (its socket reports ENOBUFS) and should then re-read the table.
  *
  * Errors carry an extended ACK message naming the offending attribute:
  * ENOENT unknown service, EEXIST name/frontend/endpoint in use, EINVAL bad
- * family, address length, port 0, protocol or missing attribute, ERANGE
- * frontend type or weight out of range, EOPNOTSUPP unknown flag bits,
- * E2BIG too many frontends or endpoints for one service, ENOSPC a
- * per-netns limit reached, ESRCH no staged endpoint set,
+ * family, address length, port 0, protocol, missing attribute, a prefix
+ * with bits set past its length or longer than its family allows, or
+ * KVIP_A_AFFINITY_TIMEOUT without KVIP_SERVICE_F_AFFINITY, ERANGE frontend
+ * type, weight, affinity timeout, prefix length (above 128) or a 0/1 setting
+ * out of range, EOPNOTSUPP unknown flag bits,
+ * E2BIG too many frontends or endpoints for one service or prefixes in a
+ * list, ENOSPC a per-netns limit reached, ESRCH no staged endpoint set,
  * EPERM missing CAP_NET_ADMIN (no extack: checked by the genetlink core).
  */
 #ifndef _UAPI_LINUX_KVIP_H
