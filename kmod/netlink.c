@@ -230,8 +230,10 @@ static int kvip_parse_frontends(struct genl_info *info,
 	}
 
 	fe = kcalloc(n, sizeof(*fe), KVIP_GFP);
-	if (!fe)
+	if (!fe) {
+		NL_SET_ERR_MSG(info->extack, "out of memory for the frontends");
 		return -ENOMEM;
+	}
 	n = 0;
 	nla_for_each_nested(nest, list, rem) {
 		err = kvip_parse_frontend(nest, &fe[n], info->extack);
@@ -314,8 +316,10 @@ static int kvip_parse_endpoints(struct genl_info *info,
 		return 0;
 
 	ep = kvmalloc_array(n, sizeof(*ep), KVIP_GFP);
-	if (!ep)
+	if (!ep) {
+		NL_SET_ERR_MSG(info->extack, "out of memory for the endpoints");
 		return -ENOMEM;
+	}
 	n = 0;
 	nla_for_each_nested(nest, list, rem) {
 		err = kvip_parse_endpoint(nest, &ep[n++], info->extack);
@@ -700,6 +704,8 @@ static int kvip_set_locked(struct kvip_net *kn, struct kvip_service *svc,
 		}
 		if (!kvip_stage_begin(kn, svc, info->snd_portid)) {
 			kvfree(ep);
+			NL_SET_ERR_MSG(info->extack,
+				       "out of memory for the staged endpoint set");
 			return -ENOMEM;
 		}
 	} else if (!svc->staging || svc->staging->portid != info->snd_portid) {
@@ -1074,6 +1080,7 @@ static int kvip_nl_get_service(struct sk_buff *skb, struct genl_info *info)
 	msg = genlmsg_new(kvip_service_size(kn, svc, eps) + nla_total_size(0) +
 			  naff * kvip_affinity_entry_size(), GFP_KERNEL);
 	if (!msg) {
+		NL_SET_ERR_MSG(info->extack, "out of memory for the reply");
 		err = -ENOMEM;
 		goto out;
 	}
@@ -1219,6 +1226,7 @@ static int kvip_nl_get_config(struct sk_buff *skb, struct genl_info *info)
 	msg = genlmsg_new(kvip_config_size(cfg), GFP_KERNEL);
 	if (!msg) {
 		mutex_unlock(&kn->lock);
+		NL_SET_ERR_MSG(info->extack, "out of memory for the reply");
 		return -ENOMEM;
 	}
 	hdr = genlmsg_put_reply(msg, info, &kvip_family, 0,
