@@ -810,9 +810,12 @@ class Fuzzer:
         if m == 3 and not atype & NESTED and t in pol:
             attrs[i] = S_PACK(alen, t | NESTED) + a[4:]
             return attrs, "strayednested"
-        if m == 4 and atype & NESTED and len(payload) >= 4:
+        if (m == 4 and atype & NESTED and len(payload) >= 4 and
+                struct.unpack_from("=H", payload, 2)[0] & NESTED):
             # break the first list entry: missing nested flag, unknown
-            # attribute or wrong scalar length inside
+            # attribute or wrong scalar length inside. Only where the first
+            # entry is a nest (a list), not a scalar of a plain nest such
+            # as KVIP_A_CONFIG's, where clearing the flag changes nothing.
             ealen, etype = struct.unpack_from("=HH", payload)
             inner = payload[4:ealen]
             y = r.randrange(3)
