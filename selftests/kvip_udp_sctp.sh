@@ -64,9 +64,17 @@ done <"$hold"
 ktap_check "udp: 5 datagrams on one socket all reach the same backend" \
 	"$lines replies, from ${!names[*]}" [ "$lines/${#names[@]}" = 5/1 ]
 
+# One new flow per client socket, except when the kernel hands a later
+# socket the source port of an earlier one (random ephemeral ports: ~5% of
+# runs): that socket rides the earlier conntrack entry. So the counter must
+# equal the node's conntrack entries towards the VIP, and nearly all 61.
 n=$(kvip_json "$node" "svc('default/dns')['stats']['conns']")
-ktap_check "udp: service counts 61 new flows (60 sockets + the held one)" \
-	"got $n" [ "$n" = 61 ]
+ct=$(in_ns "$node" conntrack -L -p udp --orig-dst "$VIP_UDP" 2>/dev/null |
+	grep -c '^udp')
+# shellcheck disable=SC2317 # called through ktap_check
+flows_ok() { [ "$n" = "$ct" ] && ((ct >= 55 && ct <= 61)); }
+ktap_check "udp: service counts one new flow per conntrack entry (61 sockets)" \
+	"counter $n, conntrack entries $ct" flows_ok
 
 # --- SCTP ---
 if [[ -n "$sctp_skip" ]]; then
