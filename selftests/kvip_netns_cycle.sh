@@ -289,14 +289,7 @@ ktap_print_msg "$(elapsed): unloading"
 run kvip_unload 60
 rc=$?
 ktap_check "the module unloads" "exit $rc after $UNLOAD_TRIES tries, $UNLOAD_MS ms" [ "$rc" = 0 ]
-t0=$SECONDS
-kvip_mem_settle MEM_BASE MEM_NOW 30
-rc=$?
-ktap_print_msg "kernel memory after $CYCLES cycles and the unload ($((SECONDS - t0)) s settle), against the baseline before load:"
-ktap_print_msg "$MEM_REPORT"
-ktap_print_msg "caches that grew most (KiB): $(kvip_mem_top MEM_BASE MEM_NOW)"
-ktap_check "kernel memory returns to the baseline (lib.sh tolerances)" \
-	"see the deltas above" [ "$rc" = 0 ]
+kvip_mem_check_baseline "$CYCLES cycles and the unload"
 
 kvip_load
 fresh=""

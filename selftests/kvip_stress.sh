@@ -991,14 +991,7 @@ ktap_check "no kernel warning from the stress and the unload" "see above" \
 kill_wait "$server_pid"
 cleanup_ns "${NS_LIST[@]}"
 ktap_print_msg "$(elapsed): namespaces deleted, waiting for memory to settle"
-t0=$SECONDS
-kvip_mem_settle MEM_BASE MEM_NOW 30
-rc=$?
-ktap_print_msg "kernel memory after unload, namespaces deleted, caches dropped ($((SECONDS - t0)) s settle), against the baseline before load:"
-ktap_print_msg "$MEM_REPORT"
-ktap_print_msg "caches that grew most (KiB): $(kvip_mem_top MEM_BASE MEM_NOW)"
-ktap_check "kernel memory returns to the baseline (lib.sh tolerances)" \
-	"see the deltas above" [ "$rc" = 0 ]
+kvip_mem_check_baseline "unload, namespaces deleted, caches dropped"
 
 # --- load again ---
 kvip_load

@@ -791,6 +791,19 @@ kvip_mem_top() {
 	echo
 }
 
+# kvip_mem_check_baseline WHAT: wait for kernel memory to settle back to
+# MEM_BASE (kvip_mem_settle, 30 s), print the deltas, and ktap_check it.
+kvip_mem_check_baseline() {
+	local t0=$SECONDS rc
+	kvip_mem_settle MEM_BASE MEM_NOW 30
+	rc=$?
+	ktap_print_msg "kernel memory after $1 ($((SECONDS - t0)) s settle), against the baseline before load:"
+	ktap_print_msg "$MEM_REPORT"
+	ktap_print_msg "caches that grew most (KiB): $(kvip_mem_top MEM_BASE MEM_NOW)"
+	ktap_check "kernel memory returns to the baseline (lib.sh tolerances)" \
+		"see the deltas above" [ "$rc" = 0 ]
+}
+
 kvip_mem_settle() {
 	local base=$1 out=$2 timeout_s=${3:-30} start=$SECONDS i=0
 	while :; do

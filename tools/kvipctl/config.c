@@ -164,10 +164,18 @@ static bool is_json_opt(const char *a)
 	return !strcmp(a, "-j") || !strcmp(a, "--json") || !strcmp(a, "-json");
 }
 
-static int show_parse(int argc, char **argv, struct req *r)
+/*
+ * Arguments of a command that takes nothing but -j (and, given @help, a
+ * help option, which shows that help instead).
+ */
+static int parse_json_only(int argc, char **argv, struct req *r,
+			   void (*help)(FILE *))
 {
-	r->label = "config show";
 	for (int i = 1; i < argc; i++) {
+		if (help && is_help(argv[i])) {
+			r->help = help;
+			return 0;
+		}
 		if (is_json_opt(argv[i]))
 			r->json = true;
 		else if (argv[i][0] == '-' && argv[i][1])
@@ -175,9 +183,15 @@ static int show_parse(int argc, char **argv, struct req *r)
 		else
 			return parse_fail("unknown argument '%s'", q(argv[i]));
 	}
-	r->run = run_config_show;
 	r->needs_kernel = true;
 	return 0;
+}
+
+static int show_parse(int argc, char **argv, struct req *r)
+{
+	r->label = "config show";
+	r->run = run_config_show;
+	return parse_json_only(argc, argv, r, NULL);
 }
 
 int config_parse(int argc, char **argv, struct req *r)
@@ -226,19 +240,6 @@ static int run_monitor(struct kvip *k, struct req *r)
 int monitor_parse(int argc, char **argv, struct req *r)
 {
 	r->label = "monitor";
-	for (int i = 1; i < argc; i++) {
-		if (is_help(argv[i])) {
-			r->help = usage_monitor;
-			return 0;
-		}
-		if (is_json_opt(argv[i]))
-			r->json = true;
-		else if (argv[i][0] == '-' && argv[i][1])
-			return parse_fail("unknown option '%s'", q(argv[i]));
-		else
-			return parse_fail("unknown argument '%s'", q(argv[i]));
-	}
 	r->run = run_monitor;
-	r->needs_kernel = true;
-	return 0;
+	return parse_json_only(argc, argv, r, usage_monitor);
 }
