@@ -97,15 +97,16 @@ struct kvip_pool {
 
 /*
  * An immutable endpoint set: IPv4 endpoints first, then IPv6. Per-endpoint
- * connection counters are per-CPU, in chunks because the per-CPU allocator
- * cannot hand out more than 32 KiB at once.
+ * connection counters exist only with KVIP_SERVICE_F_ENDPOINT_STATS (they
+ * cost 8 bytes per endpoint and CPU); they are per-CPU, in chunks because
+ * the per-CPU allocator cannot hand out more than 32 KiB at once.
  */
 struct kvip_endpoints {
 	struct rcu_head rcu;
 	u32 count;
 	struct kvip_fam fam[2];		/* [0] IPv4, [1] IPv6 */
 	u32 *cum;			/* cumulative weights, or NULL */
-	u64 __percpu **conns;		/* count / KVIP_STATS_CHUNK chunks */
+	u64 __percpu **conns;		/* NULL, or count / KVIP_STATS_CHUNK */
 	struct kvip_pool pool[2][__KVIP_POOL_MAX];	/* [family][kind] */
 	struct kvip_ep ep[];
 };
@@ -250,7 +251,7 @@ const struct kvip_svc_opts *kvip_svc_opts_locked(struct kvip_net *kn,
 void kvip_service_delete(struct kvip_net *kn, struct kvip_service *svc);
 void kvip_flush(struct kvip_net *kn);
 struct kvip_endpoints *kvip_endpoints_build(const struct kvip_ep *ep,
-					    u32 count, u32 *dup);
+					    u32 count, bool stats, u32 *dup);
 void kvip_endpoints_replace(struct kvip_net *kn, struct kvip_service *svc,
 			    struct kvip_endpoints *eps);
 void kvip_endpoints_free(struct kvip_endpoints *eps);

@@ -189,7 +189,8 @@ static unsigned int kvip_translate(struct kvip_net *kn,
 	ret = nf_nat_setup_info(ct, &range, NF_NAT_MANIP_DST);
 	if (ret == NF_ACCEPT) {
 		this_cpu_inc(svc->stats->conns);
-		this_cpu_inc(*kvip_endpoint_counter(eps, i));
+		if (eps->conns)
+			this_cpu_inc(*kvip_endpoint_counter(eps, i));
 	}
 	return ret;
 

@@ -347,12 +347,14 @@ static void kvip_extack_dup(struct netlink_ext_ack *extack,
 
 /* Build a set, or report why not. NULL is the empty set. */
 static struct kvip_endpoints *kvip_build(const struct kvip_ep *ep, u32 n,
+					 u32 svc_flags,
 					 struct netlink_ext_ack *extack)
 {
+	bool stats = svc_flags & KVIP_SERVICE_F_ENDPOINT_STATS;
 	struct kvip_endpoints *eps;
 	u32 dup;
 
-	eps = kvip_endpoints_build(ep, n, &dup);
+	eps = kvip_endpoints_build(ep, n, stats, &dup);
 	if (IS_ERR(eps) && PTR_ERR(eps) == -EEXIST)
 		kvip_extack_dup(extack, &ep[dup]);
 	else if (IS_ERR(eps))
@@ -400,6 +402,11 @@ static u32 kvip_svc_count(struct kvip_net *kn, const struct kvip_service *svc)
 		return 0;
 	eps = rcu_dereference_protected(svc->eps, lockdep_is_held(&kn->lock));
 	return eps ? eps->count : 0;
+}
+
+static u32 kvip_svc_flags(struct kvip_net *kn, const struct kvip_service *svc)
+{
+	return kvip_svc_opts_locked(kn, svc)->flags;
 }
 
 static void kvip_extack_owner(struct netlink_ext_ack *extack,
@@ -531,13 +538,41 @@ static int kvip_parse_new(struct genl_info *info, struct kvip_new_req *req)
 	err = kvip_parse_endpoints(info, &ep, &nep);
 	if (err)
 		return err;
-	req->eps = kvip_build(ep, nep, extack);
+	req->eps = kvip_build(ep, nep, req->opts->flags, extack);
 	kvfree(ep);
 	if (IS_ERR(req->eps)) {
 		err = PTR_ERR(req->eps);
 		req->eps = NULL;
 	}
 	return err;
+}
+
+/*
+ * A REPLACE that turns per-endpoint counters on or off and keeps the
+ * endpoints needs the current set rebuilt with or without them. It is
+ * built before anything changes, so that running out of memory changes
+ * nothing.
+ */
+static int kvip_rebuild_for_stats(struct kvip_net *kn,
+				  struct kvip_service *svc,
+				  struct kvip_new_req *req,
+				  struct netlink_ext_ack *extack)
+{
+	bool stats = req->opts->flags & KVIP_SERVICE_F_ENDPOINT_STATS;
+	const struct kvip_endpoints *cur;
+	struct kvip_endpoints *eps;
+
+	if (!svc || req->has_eps)
+		return 0;
+	cur = rcu_dereference_protected(svc->eps, lockdep_is_held(&kn->lock));
+	if (!cur || !!cur->conns == stats)
+		return 0;
+	eps = kvip_build(cur->ep, cur->count, req->opts->flags, extack);
+	if (IS_ERR(eps))
+		return PTR_ERR(eps);
+	req->eps = eps;
+	req->has_eps = true;
+	return 0;
 }
 
 static int kvip_new_locked(struct kvip_net *kn, struct kvip_new_req *req,
@@ -557,6 +592,8 @@ static int kvip_new_locked(struct kvip_net *kn, struct kvip_new_req *req,
 	if (!err && req->eps)
 		err = kvip_endpoint_budget(kn, kvip_svc_count(kn, svc),
 					   req->eps->count, extack);
+	if (!err)
+		err = kvip_rebuild_for_stats(kn, svc, req, extack);
 	if (err)
 		return err;
 
@@ -693,7 +730,8 @@ static int kvip_set_locked(struct kvip_net *kn, struct kvip_service *svc,
 				kvfree(ep);
 				return err;
 			}
-			eps = kvip_build(ep, n, info->extack);
+			eps = kvip_build(ep, n, kvip_svc_flags(kn, svc),
+					 info->extack);
 			kvfree(ep);
 			if (IS_ERR(eps))
 				return PTR_ERR(eps);
@@ -739,7 +777,8 @@ static int kvip_set_locked(struct kvip_net *kn, struct kvip_service *svc,
 		return 0;
 
 	/* Last message: commit the whole staged set at once. */
-	eps = kvip_build(st->ep, st->count, info->extack);
+	eps = kvip_build(st->ep, st->count, kvip_svc_flags(kn, svc),
+			 info->extack);
 	kvip_unstage(kn, svc);
 	if (IS_ERR(eps))
 		return PTR_ERR(eps);
@@ -850,12 +889,15 @@ static int kvip_put_endpoint(struct sk_buff *skb,
 	    nla_put_u32(skb, KVIP_ENDPOINT_A_WEIGHT, ep->weight) ||
 	    nla_put_u32(skb, KVIP_ENDPOINT_A_FLAGS, ep->flags))
 		goto cancel;
-	stats = nla_nest_start(skb, KVIP_ENDPOINT_A_STATS);
-	if (!stats ||
-	    nla_put_u64_64bit(skb, KVIP_STATS_A_CONNS,
-			      kvip_endpoint_conns(eps, i), KVIP_STATS_A_PAD))
-		goto cancel;
-	nla_nest_end(skb, stats);
+	if (eps->conns) {
+		stats = nla_nest_start(skb, KVIP_ENDPOINT_A_STATS);
+		if (!stats ||
+		    nla_put_u64_64bit(skb, KVIP_STATS_A_CONNS,
+				      kvip_endpoint_conns(eps, i),
+				      KVIP_STATS_A_PAD))
+			goto cancel;
+		nla_nest_end(skb, stats);
+	}
 	nla_nest_end(skb, nest);
 	return 0;
 cancel:

@@ -118,10 +118,13 @@ static int kvip_endpoints_alloc_stats(struct kvip_endpoints *eps)
 
 u64 kvip_endpoint_conns(const struct kvip_endpoints *eps, u32 i)
 {
-	u64 __percpu *c = kvip_endpoint_counter(eps, i);
+	u64 __percpu *c;
 	u64 sum = 0;
 	int cpu;
 
+	if (!eps->conns)
+		return 0;
+	c = kvip_endpoint_counter(eps, i);
 	for_each_possible_cpu(cpu)
 		sum += *per_cpu_ptr(c, cpu);
 	return sum;
@@ -190,12 +193,13 @@ static void kvip_fam_finish(struct kvip_endpoints *eps, struct kvip_fam *f)
 }
 
 /*
- * Build an immutable set from @count endpoints in any family order. Returns
- * NULL for the empty set, ERR_PTR(-EEXIST) with *dup set to the input index
- * of a repeated endpoint, or ERR_PTR(-ENOMEM).
+ * Build an immutable set from @count endpoints in any family order, with
+ * per-endpoint counters if @stats. Returns NULL for the empty set,
+ * ERR_PTR(-EEXIST) with *dup set to the input index of a repeated
+ * endpoint, or ERR_PTR(-ENOMEM).
  */
 struct kvip_endpoints *kvip_endpoints_build(const struct kvip_ep *in,
-					    u32 count, u32 *dup)
+					    u32 count, bool stats, u32 *dup)
 {
 	struct kvip_endpoints *eps;
 	struct kvip_ep_index *idx;
@@ -229,9 +233,11 @@ struct kvip_endpoints *kvip_endpoints_build(const struct kvip_ep *in,
 		if (!eps->cum)
 			goto err;
 	}
-	err = kvip_endpoints_alloc_stats(eps);
-	if (err)
-		goto err;
+	if (stats) {
+		err = kvip_endpoints_alloc_stats(eps);
+		if (err)
+			goto err;
+	}
 
 	/* IPv4 first, then IPv6, each in the order given. */
 	eps->fam[0].count = n4;
@@ -265,6 +271,8 @@ static void kvip_endpoints_carry(struct kvip_endpoints *new,
 	u32 i;
 	int cpu;
 
+	if (!new->conns || !old->conns)
+		return;
 	idx = kvip_ep_index_alloc(old->count);
 	if (!idx)
 		return;

@@ -26,7 +26,7 @@ kvip_topology 3 || ktap_exit_fail_msg "topology setup failed"
 kvip_servers backend- --port 8080 || ktap_exit_fail_msg "servers did not start"
 
 kvipctl_batch "$node" <<EOF2 || ktap_exit_fail_msg "service setup failed"
-service add default/web proto tcp clusterip $VIP:80
+service add default/web proto tcp clusterip $VIP:80 endpoint-stats
 endpoints set default/web 10.0.1.1:8080@1 10.0.1.2:8080@3 10.0.1.3:8080@0
 EOF2
 

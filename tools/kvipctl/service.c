@@ -23,6 +23,7 @@ static int kw_policy(struct req *r, int argc, char **argv);
 static int kw_affinity(struct req *r, int argc, char **argv);
 static int kw_source_ranges(struct req *r, int argc, char **argv);
 static int kw_managed(struct req *r, int argc, char **argv);
+static int kw_endpoint_stats(struct req *r, int argc, char **argv);
 
 static const struct keyword {
 	const char *word;
@@ -41,6 +42,8 @@ static const struct keyword {
 	{ "affinity",	"none|clientip", kw_affinity, KVIP_SERVICE_F_AFFINITY },
 	{ "source-ranges", "CIDR[,CIDR]...", kw_source_ranges, 0 },
 	{ "managed",	NULL,		kw_managed, KVIP_SERVICE_F_MANAGED },
+	{ "endpoint-stats", NULL,	kw_endpoint_stats,
+	  KVIP_SERVICE_F_ENDPOINT_STATS },
 };
 
 #define N_KEYWORDS (sizeof(service_keywords) / sizeof(service_keywords[0]))
@@ -141,6 +144,14 @@ static int kw_managed(struct req *r, int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	r->svc.flags |= KVIP_SERVICE_F_MANAGED;
+	return 1;
+}
+
+static int kw_endpoint_stats(struct req *r, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	r->svc.flags |= KVIP_SERVICE_F_ENDPOINT_STATS;
 	return 1;
 }
 

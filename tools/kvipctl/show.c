@@ -96,6 +96,8 @@ static void print_options(FILE *f, const struct kvip_service *s,
 	}
 	if (s->flags & KVIP_SERVICE_F_MANAGED)
 		fprintf(f, "%smanaged", sep);
+	if (s->flags & KVIP_SERVICE_F_ENDPOINT_STATS)
+		fprintf(f, "%sendpoint-stats", sep);
 	if (unknown)
 		fprintf(f, "%sflags 0x%x", sep, unknown);
 }
@@ -159,12 +161,18 @@ static void show_human(const struct kvip_service *s, bool first, bool detail)
 	for (size_t i = 0; i < s->n_endpoints; i++) {
 		const struct kvip_endpoint *e = &s->endpoints[i];
 
-		printf("  -> %-*s  weight %-*u  %-*s  conns %" PRIu64 "\n",
+		printf("  -> %-*s  weight %-*u  ",
 		       aw, kvip_addrport_str(e->family, &e->addr, e->port,
 					     abuf, sizeof(abuf)),
-		       ww, e->weight,
-		       fw, endpoint_flags_str(e->flags, fbuf, sizeof(fbuf)),
-		       e->stats.conns);
+		       ww, e->weight);
+		/* Per-endpoint counters only with endpoint-stats. */
+		if (e->has_stats)
+			printf("%-*s  conns %" PRIu64 "\n", fw,
+			       endpoint_flags_str(e->flags, fbuf, sizeof(fbuf)),
+			       e->stats.conns);
+		else
+			printf("%s\n",
+			       endpoint_flags_str(e->flags, fbuf, sizeof(fbuf)));
 	}
 }
 
@@ -188,6 +196,7 @@ static const struct flag_name svc_names[] = {
 	{ KVIP_SERVICE_F_INTERNAL_LOCAL, "internal_local" },
 	{ KVIP_SERVICE_F_AFFINITY,	 "affinity" },
 	{ KVIP_SERVICE_F_MANAGED,	 "managed" },
+	{ KVIP_SERVICE_F_ENDPOINT_STATS, "endpoint_stats" },
 	{ 0, NULL },
 };
 
@@ -252,6 +261,8 @@ static void json_options(struct json *j, const struct kvip_service *s)
 	json_cidrs(j, s->source_ranges, s->n_source_ranges);
 	json_key(j, "managed");
 	json_bool(j, s->flags & KVIP_SERVICE_F_MANAGED);
+	json_key(j, "endpoint_stats");
+	json_bool(j, s->flags & KVIP_SERVICE_F_ENDPOINT_STATS);
 }
 
 static void json_frontends(struct json *j, const struct kvip_service *s)
@@ -343,11 +354,13 @@ static void show_json(struct json *j, const struct kvip_service *s,
 		json_u64(j, e->weight);
 		json_key(j, "flags");
 		json_flag_names(j, e->flags, true);
-		json_key(j, "stats");
-		json_begin_object(j);
-		json_key(j, "conns");
-		json_u64(j, e->stats.conns);
-		json_end_object(j);
+		if (e->has_stats) {
+			json_key(j, "stats");
+			json_begin_object(j);
+			json_key(j, "conns");
+			json_u64(j, e->stats.conns);
+			json_end_object(j);
+		}
 		json_end_object(j);
 	}
 	json_end_array(j);

@@ -1440,6 +1440,7 @@ static int parse_endpoints(struct kvip *k, struct kvip_service *svc,
 			     &ep->addr) < 0 ||
 		    parse_stats(tb[KVIP_ENDPOINT_A_STATS], &ep->stats) < 0)
 			goto bad;
+		ep->has_stats = tb[KVIP_ENDPOINT_A_STATS];
 	}
 	return 0;
 bad:

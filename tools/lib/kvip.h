@@ -62,6 +62,7 @@ struct kvip_endpoint {
 	uint32_t weight;		/* 0..KVIP_WEIGHT_MAX */
 	uint32_t flags;			/* KVIP_ENDPOINT_F_* */
 	union kvip_addr addr;		/* network order */
+	bool has_stats;			/* replies: KVIP_ENDPOINT_A_STATS */
 	struct kvip_stats stats;	/* replies only */
 };
 

@@ -107,10 +107,10 @@ want='Service default/elastic  proto tcp  conns 0  rejects 0  drops 0
   nodeport  30080
   external  203.0.113.7:443
   endpoints 4
-  -> 10.0.1.1:9200   weight 1  ready,serving        conns 0
-  -> 10.0.2.1:9200   weight 2  ready,serving,local  conns 0
-  -> 10.0.3.1:9200   weight 0  -                    conns 0
-  -> [fd00::1]:9200  weight 1  serving,terminating  conns 0'
+  -> 10.0.1.1:9200   weight 1  ready,serving
+  -> 10.0.2.1:9200   weight 2  ready,serving,local
+  -> 10.0.3.1:9200   weight 0  -
+  -> [fd00::1]:9200  weight 1  serving,terminating'
 if [[ $rc == 0 && "$out" == "$want" && -z "$err" ]]; then
 	ok "service show: human table"
 else
@@ -123,10 +123,11 @@ py "service show -j: exact JSON" '
 import json, sys
 got = json.load(open(sys.argv[1]))
 ep = lambda fam, a, w, fl: {"family": fam, "address": a, "port": 9200,
-	"weight": w, "flags": fl, "stats": {"conns": 0}}
+	"weight": w, "flags": fl}
 want = [{"name": "default/elastic", "proto": "tcp", "flags": [],
 	"external_traffic_policy": "cluster", "internal_traffic_policy": "cluster",
 	"affinity": "none", "source_ranges": [], "managed": False,
+	"endpoint_stats": False,
 	"frontends": [
 		{"type": "clusterip", "family": "inet", "address": "10.96.0.10", "port": 9200},
 		{"type": "clusterip", "family": "inet6", "address": "fd00:10:96::a", "port": 9200},
@@ -213,6 +214,40 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 assert len(s) == 1 and len(s[0]["endpoints"]) == 4, s
 assert s[0]["frontends"] == [{"type": "clusterip", "family": "inet", "address": "10.96.0.10", "port": 9200}], s
+'
+
+# Per-endpoint counters are opt-in; switching keeps the endpoints.
+expect_ok "replace: endpoint-stats on" service replace $SVC proto tcp \
+	clusterip 10.96.0.10:9200 endpoint-stats
+show_json $SVC
+py "endpoint-stats on: the 4 endpoints kept, each with conns 0" '
+import json, sys
+s = json.load(open(sys.argv[1]))[0]
+assert s["endpoint_stats"] is True and s["flags"] == ["endpoint_stats"], s
+assert len(s["endpoints"]) == 4, s
+assert all(e["stats"] == {"conns": 0} for e in s["endpoints"]), s
+'
+run service show $SVC
+[[ $rc == 0 && "$out" == *"endpoint-stats"* &&
+   "$out" == *"-> 10.0.1.1:9200   weight 1  ready,serving        conns 0"* ]] &&
+	ok "endpoint-stats: human output has the option and a conns column" ||
+	not_ok "endpoint-stats human output (rc=$rc): $out"
+expect_ok "endpoints set with endpoint-stats" endpoints set $SVC \
+	10.0.1.1:9200 10.0.5.1:9200
+show_json $SVC
+py "a new set keeps counting per endpoint" '
+import json, sys
+s = json.load(open(sys.argv[1]))[0]
+assert [e["stats"] for e in s["endpoints"]] == [{"conns": 0}] * 2, s
+'
+expect_ok "replace: endpoint-stats off" service replace $SVC proto tcp \
+	clusterip 10.96.0.10:9200
+show_json $SVC
+py "endpoint-stats off: endpoints kept, no per-endpoint stats" '
+import json, sys
+s = json.load(open(sys.argv[1]))[0]
+assert s["endpoint_stats"] is False and len(s["endpoints"]) == 2, s
+assert not any("stats" in e for e in s["endpoints"]), s
 '
 expect_ok "replace creates" service replace default/new proto sctp nodeport 30999
 show_json default/new

@@ -132,6 +132,13 @@
  * bounded per netns (module parameter kvip.max_affinity) and reclaimed after
  * they expire. Turning the flag off forgets the service's entries.
  *
+ * KVIP_SERVICE_F_ENDPOINT_STATS: count new connections per endpoint
+ * (KVIP_ENDPOINT_A_STATS in replies). Off by default: the counters are
+ * per CPU, 8 bytes per endpoint and possible CPU, which on a large node
+ * is several times what the endpoint itself costs. The service's own
+ * counters (KVIP_A_STATS) are always kept. Turning the flag on starts the
+ * endpoints' counters from zero; turning it off discards them.
+ *
  * KVIP_A_SOURCE_RANGES: when present and not empty, new connections to the
  * service's external and node-port frontends from a source outside these
  * CIDRs are dropped. Cluster IP traffic and traffic from the node itself
@@ -245,7 +252,8 @@ enum kvip_service_flags {
 	 * service; nothing else should. The kernel only stores it.
 	 */
 	KVIP_SERVICE_F_MANAGED		= 1U << 3,
-	__KVIP_SERVICE_F_ALL		= (1U << 4) - 1
+	KVIP_SERVICE_F_ENDPOINT_STATS	= 1U << 4,	/* per-endpoint counters */
+	__KVIP_SERVICE_F_ALL		= (1U << 5) - 1
 };
 
 enum kvip_set_flags {
@@ -290,7 +298,8 @@ enum kvip_endpoint_attr {
 	KVIP_ENDPOINT_A_PORT,	/* u16: 1..65535, host order */
 	KVIP_ENDPOINT_A_WEIGHT,	/* u32: 0..KVIP_WEIGHT_MAX, 0 = no new flows */
 	KVIP_ENDPOINT_A_FLAGS,	/* u32: enum kvip_endpoint_flags */
-	KVIP_ENDPOINT_A_STATS,	/* nest: KVIP_STATS_A_*, replies only */
+	KVIP_ENDPOINT_A_STATS,	/* nest: KVIP_STATS_A_*, replies only, with
+				 * KVIP_SERVICE_F_ENDPOINT_STATS */
 	__KVIP_ENDPOINT_A_LAST
 };
 #define KVIP_ENDPOINT_A_MAX (__KVIP_ENDPOINT_A_LAST - 1)
