@@ -69,16 +69,41 @@ static json_object *jget(json_object *o, const char *key)
 	return v;	/* NULL for a JSON null */
 }
 
-/* A string field: 0 and *out (NULL if absent), -1 if not a string. */
-static int jstr(json_object *o, const char *key, const char **out)
+/* A field of @type: 0 and *out (NULL if absent), -1 if of another type. */
+static int jtyped(json_object *o, const char *key, json_type type,
+		  json_object **out)
 {
 	json_object *v = jget(o, key);
 
 	*out = NULL;
 	if (!v)
 		return 0;
-	if (!json_object_is_type(v, json_type_string))
+	if (!json_object_is_type(v, type))
 		return -1;
+	*out = v;
+	return 0;
+}
+
+static int jarr(json_object *o, const char *key, json_object **out)
+{
+	return jtyped(o, key, json_type_array, out);
+}
+
+static int jobj(json_object *o, const char *key, json_object **out)
+{
+	return jtyped(o, key, json_type_object, out);
+}
+
+/* A string field: *out is NULL if absent. */
+static int jstr(json_object *o, const char *key, const char **out)
+{
+	json_object *v;
+
+	*out = NULL;
+	if (jtyped(o, key, json_type_string, &v) < 0)
+		return -1;
+	if (!v)
+		return 0;
 	/* Embedded NULs would truncate silently. */
 	if ((size_t)json_object_get_string_len(v) !=
 	    strlen(json_object_get_string(v)))
@@ -89,54 +114,25 @@ static int jstr(json_object *o, const char *key, const char **out)
 
 static int jint(json_object *o, const char *key, int64_t *out, bool *present)
 {
-	json_object *v = jget(o, key);
+	json_object *v;
 
-	*present = v != NULL;
-	if (!v)
-		return 0;
-	if (!json_object_is_type(v, json_type_int))
+	if (jtyped(o, key, json_type_int, &v) < 0)
 		return -1;
-	*out = json_object_get_int64(v);
+	*present = v != NULL;
+	if (v)
+		*out = json_object_get_int64(v);
 	return 0;
 }
 
 static int jbool(json_object *o, const char *key, bool def, bool *out)
 {
-	json_object *v = jget(o, key);
+	json_object *v;
 
 	*out = def;
-	if (!v)
-		return 0;
-	if (!json_object_is_type(v, json_type_boolean))
+	if (jtyped(o, key, json_type_boolean, &v) < 0)
 		return -1;
-	*out = json_object_get_boolean(v);
-	return 0;
-}
-
-/* An array field: 0 and *out (NULL if absent), -1 if not an array. */
-static int jarr(json_object *o, const char *key, json_object **out)
-{
-	json_object *v = jget(o, key);
-
-	*out = NULL;
-	if (!v)
-		return 0;
-	if (!json_object_is_type(v, json_type_array))
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int jobj(json_object *o, const char *key, json_object **out)
-{
-	json_object *v = jget(o, key);
-
-	*out = NULL;
-	if (!v)
-		return 0;
-	if (!json_object_is_type(v, json_type_object))
-		return -1;
-	*out = v;
+	if (v)
+		*out = json_object_get_boolean(v);
 	return 0;
 }
 
