@@ -5,25 +5,30 @@
 #
 #   scripts/check-debug.sh            run it; exits 0 with a note when no
 #                                     debug kernel is cached (CI builds none)
-#   scripts/check-debug.sh --guest    the part that runs in the guest
+#   scripts/check-debug.sh --guest K/N  the part that runs in guest K of N
 #
-# In one guest booted with panic_on_warn=1 (a WARN, and with it a KASAN
-# report, ends the guest and fails the run):
+# In KVIP_DEBUG_SHARDS guests at once (default 2: a TCG guest's tests are
+# mostly serial, so two guests use both host cores), each booted with
+# panic_on_warn=1 (a WARN, and with it a KASAN report, ends the guest and
+# fails the run), each guest:
 #   1. kmemleak: scan, then forget what boot left unreferenced;
-#   2. every selftest (run_tests, per-test timeout KVIP_DEBUG_TEST_TIMEOUT,
-#      default 900 s), the quick fuzzer pass cut to KVIP_DEBUG_SUITE_FUZZ
-#      messages (default 2,000) since step 3 does the long one, stress for
-#      KVIP_STRESS_SECONDS (default 10), netns cycles KVIP_NETNS_CYCLES,
+#   2. its share of the selftests (run_tests, per-test timeout
+#      KVIP_DEBUG_TEST_TIMEOUT, default 900 s), shared out by their
+#      measured cost on this kernel: stress for KVIP_STRESS_SECONDS
+#      (default 10), KVIP_NETNS_CYCLES netns cycles (default 10 here),
 #      kvip_faults.sh's random phases KVIP_FAULTS_ROUNDS (default 50);
-#      kvip_limits.sh is left out when the kernel has no memory cgroup;
-#   3. the fuzzer's long mode: 100,000 messages (KVIP_FUZZ_COUNT overrides);
+#      kvip_limits.sh is left out when the kernel has no memory cgroup and
+#      kvip_fuzz.sh's quick pass because step 3 runs it in long mode;
+#   3. kvip_fuzz.sh in long mode, its share of 100,000 messages
+#      (KVIP_FUZZ_COUNT overrides the total) with a seed of its own;
 #   4. kmemleak: 6 s after the module is unloaded, two scans; any
 #      unreferenced object fails the run.
 # vm-run then fails the run on any WARN/BUG/KASAN/lockdep/RCU splat or taint
 # in the guest kernel log. Budget: under 30 minutes on 2 cores (TCG).
 #
-# Environment: KVIP_DEBUG_TIMEOUT (guest timeout, default 3600 s); the
-# KVIP_* knobs above and those of the tests are passed into the guest.
+# Environment: KVIP_DEBUG_TIMEOUT (guest timeout, default 3600 s),
+# KVIP_DEBUG_SHARDS; the KVIP_* knobs above and those of the tests are
+# passed into the guests.
 set -euo pipefail
 
 top="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd -P)"
@@ -31,19 +36,33 @@ top="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd -P)"
 now() { date +%s; }
 
 host() {
-	local build start rc
+	local build start rc=0 i n pids=() logs=()
 	if ! build="$("$top/scripts/debug-kernel.sh" --path)"; then
 		echo "check-debug: skipped, no debug kernel cached (make debug-kernel builds it, ~30 min)"
 		exit 0
 	fi
 	[[ -x "$top/tools/kvipctl/kvipctl" ]] || { echo "check-debug: no kvipctl, run make" >&2; exit 1; }
-	echo "check-debug: debug kernel $build"
+	n=${KVIP_DEBUG_SHARDS:-2}
+	[[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "check-debug: KVIP_DEBUG_SHARDS must be a positive number" >&2; exit 2; }
+	echo "check-debug: debug kernel $build, $n guests"
 	start=$(now)
 	export KVIP_VM_APPEND="${KVIP_VM_APPEND:-} panic_on_warn=1"
-	rc=0
-	"$top/selftests/vm-run" --kernel debug --timeout "${KVIP_DEBUG_TIMEOUT:-3600}" \
-		-- scripts/check-debug.sh --guest || rc=$?
-	echo "check-debug: $(( $(now) - start )) s in all (boot included), exit $rc"
+	export KVIP_DEBUG_SEED=${KVIP_DEBUG_SEED:-$((RANDOM * 32768 + RANDOM))}
+	for ((i = 0; i < n; i++)); do
+		logs+=("$(mktemp -t kvip-check-debug.XXXXXX)")
+		"$top/selftests/vm-run" --kernel debug \
+			--timeout "${KVIP_DEBUG_TIMEOUT:-3600}" \
+			-- scripts/check-debug.sh --guest "$i/$n" \
+			>"${logs[i]}" 2>&1 &
+		pids+=($!)
+	done
+	for ((i = 0; i < n; i++)); do
+		wait "${pids[i]}" || rc=1
+		echo "check-debug: guest $i/$n:"
+		sed 's/^/  /' "${logs[i]}"
+		rm -f "${logs[i]}"
+	done
+	echo "check-debug: $(( $(now) - start )) s in all (boot included), $( ((rc)) && echo FAILED || echo passed)"
 	exit "$rc"
 }
 
@@ -58,8 +77,49 @@ kmemleak_scan() {
 	echo scan >"$KMEMLEAK"
 }
 
+# Seconds each test took on the debug kernel (a run on a loaded host, with
+# 10 netns cycles; only the proportions matter). A test not listed counts
+# as 120.
+declare -A COST=(
+	[kvip_affinity.sh]=102 [kvip_bad_input.sh]=97 [kvip_clusterip_tcp.sh]=28
+	[kvip_config.sh]=68 [kvip_conntrack.sh]=52 [kvip_delete_empty.sh]=47
+	[kvip_endpoint_replace.sh]=58 [kvip_faults.sh]=163
+	[kvip_idle_netns.sh]=100 [kvip_ipv6.sh]=112 [kvip_local_out.sh]=78
+	[kvip_masquerade.sh]=157 [kvip_monitor.sh]=150
+	[kvip_netns_cycle.sh]=130 [kvip_netns_isolation.sh]=158
+	[kvip_nodeport.sh]=162 [kvip_source_ranges.sh]=143
+	[kvip_stress.sh]=299 [kvip_sync.sh]=237 [kvip_traffic_policy.sh]=230
+	[kvip_udp_sctp.sh]=103 [kvip_weights.sh]=86
+)
+
+# shard_tests DIR K N: the tests of guest K of N, longest first into the
+# least loaded guest; kvip_lifecycle.sh (it unloads the module) last.
+shard_tests() {
+	local dir=$1 k=$2 n=$3 f t c i best load=() last=""
+	for ((i = 0; i < n; i++)); do load[i]=0; done
+	while read -r c t; do
+		best=0
+		for ((i = 1; i < n; i++)); do
+			((load[i] < load[best])) && best=$i
+		done
+		load[best]=$((load[best] + c))
+		((best == k)) || continue
+		if [[ "$t" == kvip_lifecycle.sh ]]; then last=$t; else echo "$t"; fi
+	done < <(for f in "$dir"/kvip_*.sh; do
+			t=${f##*/}
+			echo "${COST[$t]:-120} $t"
+		done | sort -k1,1nr -k2)
+	[[ -z "$last" ]] || echo "$last"
+}
+
 guest() {
-	local t0 t rc=0 fail=0 tmp leaks
+	local t0 t rc=0 fail=0 tmp leaks count mine
+	local shard=${1%/*} nshards=${1#*/}
+
+	if ! [[ "$1" =~ ^[0-9]+/[1-9][0-9]*$ ]] || ((shard >= nshards)); then
+		echo "check-debug: --guest K/N" >&2
+		exit 2
+	fi
 
 	[[ "${KVIP_IN_VM:-}" == 1 ]] || { echo "check-debug: --guest runs in vm-run" >&2; exit 2; }
 	[[ "$(cat /proc/sys/kernel/panic_on_warn)" == 1 ]] || sysctl -qw kernel.panic_on_warn=1
@@ -87,17 +147,25 @@ guest() {
 		rm "$tmp/kvip_limits.sh"
 		step "kvip_limits.sh left out: this kernel has no memory cgroup (CONFIG_MEMCG)"
 	fi
+	rm "$tmp/kvip_fuzz.sh"
+	mapfile -t mine < <(shard_tests "$tmp" "$shard" "$nshards")
 	t=$(now)
-	step "selftests"
-	KVIP_FUZZ_COUNT=${KVIP_DEBUG_SUITE_FUZZ:-2000} \
-		KVIP_FAULTS_ROUNDS=${KVIP_FAULTS_ROUNDS:-50} "$tmp/run_tests" || rc=$?
+	step "selftests ($shard/$nshards): ${mine[*]:-none}"
+	if ((${#mine[@]})); then
+		KVIP_NETNS_CYCLES=${KVIP_NETNS_CYCLES:-10} \
+			KVIP_FAULTS_ROUNDS=${KVIP_FAULTS_ROUNDS:-50} \
+			"$tmp/run_tests" "${mine[@]}" || rc=$?
+	fi
 	step "selftests: exit $rc, $(( $(now) - t )) s"
 	((rc == 0)) || fail=1
 
 	t=$(now)
-	step "fuzzer, long mode"
+	count=$(( ${KVIP_FUZZ_COUNT:-100000} / nshards ))
+	step "fuzzer, long mode: $count messages"
 	set +o pipefail
-	KVIP_FUZZ_LONG=1 "$top/selftests/kvip_fuzz.sh" 2>&1 | sed -u 's/^/# /'
+	KVIP_FUZZ_LONG=1 KVIP_FUZZ_COUNT=$count \
+		KVIP_FUZZ_SEED=$(( (${KVIP_DEBUG_SEED:-1} + shard) % 1073741824 )) \
+		"$top/selftests/kvip_fuzz.sh" 2>&1 | sed -u 's/^/# /'
 	rc=${PIPESTATUS[0]}
 	set -o pipefail
 	step "fuzzer: exit $rc, $(( $(now) - t )) s"
@@ -122,7 +190,7 @@ guest() {
 
 case "${1:-}" in
 "") host ;;
---guest) guest ;;
--h | --help) sed -n '2,26s/^# \{0,1\}//p' "$0" ;;
-*) sed -n '2,26s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+--guest) guest "${2:-0/1}" ;;
+-h | --help) sed -n '2,31s/^# \{0,1\}//p' "$0" ;;
+*) sed -n '2,31s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 esac
