@@ -12,6 +12,8 @@
 #   make bench           kvip vs kube-proxy iptables/nftables and IPVS in the
 #                        QEMU guest (BENCHMARKS.md); QUICK=1: smoke run (make check)
 #   make bench-profile   perf profile of kvip's control plane and first packet
+#   make bench-ab        interleaved A/B of the first packet in one guest: kvip
+#                        at N=1 and AB_N, floor, ceiling (AB_ROUNDS, AB_SLICE s)
 #   make check-debug     selftests, fuzzer, stress, fault injection and a
 #                        kmemleak scan on that kernel (skipped if not built)
 #   make flavours        W=1 builds for the PREEMPT_RT and cloud flavours
@@ -28,7 +30,7 @@ KBUILD := $(MAKE) -C $(KDIR) M=$(CURDIR)/kmod
 
 .PHONY: all module tools clean install module-install dkms-install \
 	dkms-check lint checkpatch check unit selftests demo deps debug-kernel \
-	bench bench-quick bench-profile \
+	bench bench-quick bench-profile bench-ab \
 	check-debug flavours
 
 all: module tools
@@ -108,6 +110,20 @@ bench-quick: all
 
 bench-profile: all
 	bench/bench.sh --profile
+
+# Interleaved A/B (bench/ab.sh): every topology in one guest, ratios taken
+# within a round. AB_WINDOW=0.1: one process sends to all of them in turns
+# of 0.1 s (AB_SLICE s each per round); AB_WINDOW=0: one exec'd slice per
+# topology and round, which adds CPU per flow and, with AB_TCP=SECONDS,
+# TCP connects.
+AB_N ?= 100000
+AB_ROUNDS ?= 7
+AB_SLICE ?= 2
+AB_TCP ?= 0
+AB_WINDOW ?= 0.1
+bench-ab: all
+	AB_N=$(AB_N) AB_ROUNDS=$(AB_ROUNDS) AB_SLICE=$(AB_SLICE) AB_TCP=$(AB_TCP) AB_WINDOW=$(AB_WINDOW) \
+		bench/bench.sh --ab
 
 check-debug: all
 	scripts/check-debug.sh

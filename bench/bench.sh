@@ -10,6 +10,13 @@
 #                             short runs; fails if a contender forwarded nothing
 #   bench/bench.sh --profile  perf profile of kvip at N = BENCH_PROFILE_N
 #                             (100000) into bench/results/profile/
+#   bench/bench.sh --ab       interleaved A/B of the first packet (bench/ab.sh):
+#                             kvip at N = 1 and AB_N (100000), the floor and
+#                             the ceiling, side by side in one guest, AB_ROUNDS
+#                             (7) rounds of AB_SLICE (2) s each, in turns of
+#                             AB_WINDOW (0.1) s (0: one exec'd slice each;
+#                             then AB_TCP=SECONDS adds TCP connects). Writes
+#                             ab.csv, ab.md into bench/results/<date>/.
 #
 # Environment: BENCH_SIZES="1 1000 ...", BENCH_REPS=N, BENCH_OUT=DIR,
 # KVIP_BENCH_CONTENDERS="kvip nftables ..." (subset), KVIP_BENCH_PROFILE=
@@ -44,6 +51,7 @@ fi
 # ~1 GB of iptables/nft text).
 stamp=$(sha256sum bench/gen.py | cut -c1-16)
 [[ "${1:-}" == --profile ]] && SIZES=${BENCH_PROFILE_N:-100000}
+[[ "${1:-}" == --ab ]] && SIZES="1 ${AB_N:-100000}"
 for n in $SIZES; do
 	d=bench/.gen/$n
 	if [[ "$(cat "$d/stamp" 2>/dev/null)" != "$stamp" ]]; then
@@ -62,6 +70,32 @@ if [[ "${1:-}" == --profile ]]; then
 	nice selftests/vm-run --timeout "$TIMEOUT" -- \
 		bench/profile.sh "$OUT" bench/.gen "${BENCH_PROFILE_N:-100000}"
 	exit
+fi
+
+if [[ "${1:-}" == --ab ]]; then
+	# Into the day's directory next to `make bench`'s files (not emptied).
+	mkdir -p "$OUT"
+	{
+		echo "# date: $(date -Is)"
+		echo "# host: $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1))"
+		echo "# kvip: $(git describe --always --dirty 2>/dev/null || echo unknown)"
+		echo "# N: ${AB_N:-100000}; rounds: ${AB_ROUNDS:-7}; slice: ${AB_SLICE:-2} s; tcp: ${AB_TCP:-0} s; window: ${AB_WINDOW:-0.1} s"
+		echo "# host load (1-min average) at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	} >"$OUT/ab.info"
+	# The host's load every 10 s (the ratios are meant to survive it).
+	(while sleep 10; do echo "$(date +%T) $(cut -d' ' -f1-3 /proc/loadavg)"; done) >"$OUT/ab.hostload" &
+	loadmon=$!
+	rc=0
+	nice selftests/vm-run --timeout "${BENCH_VM_TIMEOUT:-3600}" -- bench/ab.sh "$OUT" bench/.gen \
+		"${AB_N:-100000}" "${AB_ROUNDS:-7}" "${AB_SLICE:-2}" "${AB_TCP:-0}" "${AB_WINDOW:-0.1}" || rc=$?
+	kill "$loadmon"
+	echo "# host load at end: $(cut -d' ' -f1-3 /proc/loadavg); during the run (1-min): $(awk '{ print $2 }' "$OUT/ab.hostload" | sort -n | sed -n '1p;$p' | paste -sd- )" >>"$OUT/ab.info"
+	((rc == 0)) || { echo "bench: the A/B run failed (exit $rc)" >&2; exit 1; }
+	gend=$(sed -n 's/^# guest clock at end: //p' "$OUT/ab.info")
+	if [[ -n "$gend" ]] && awk -v g="$gend" -v h="$(date +%s.%N)" 'BEGIN { d = g - h; exit !(d > 60 || d < -120) }'; then
+		echo "bench: WARNING: the guest clock ran off the host's (TSC mis-calibrated at boot): rates are wrong, ratios may hold" | tee -a "$OUT/ab.info" >&2
+	fi
+	exec python3 bench/ab.py "$OUT"
 fi
 
 rm -rf "$OUT"

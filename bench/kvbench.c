@@ -11,6 +11,12 @@
  *       (IP_HDRINCL) in batches of sendmmsg(). Destination: A + i*S + j,
  *       i uniform in [0,N), j uniform in [0,W). Prints
  *       "sent=X elapsed=SEC".
+ *   kvbench udpab SEC WINDOW OFFSET NETNS,DST,N,STRIDE,WIDTH,PORT...
+ *       udpgen's new flows to several targets from one process, each from
+ *       a raw socket in its own network namespace (/run/netns/NETNS),
+ *       taking turns every WINDOW seconds until each had SEC seconds: a
+ *       slow drift of the machine's speed hits every target alike.
+ *       Prints "target=I sent=X elapsed=SEC" per target.
  *   kvbench udpsink --port P [--bind A] [--first]
  *       Count datagrams received on P until SIGTERM/SIGINT, then print
  *       "received=X". With --first: wait for one datagram, print
@@ -34,6 +40,7 @@
 #include <netinet/tcp.h>
 #include <netinet/udp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -160,44 +167,80 @@ struct pkt {
 	char payload[16];
 } __attribute__((packed));
 
-static int udpgen(struct opts *o)
-{
-	static struct pkt pkts[BATCH];
+/* A batch of raw UDP datagrams for sendmmsg(), each a new flow. */
+struct flowgen {
+	struct pkt pkts[BATCH];
 	struct sockaddr_in to[BATCH];
 	struct mmsghdr msgs[BATCH];
 	struct iovec iov[BATCH];
-	uint32_t base = addr_of(o->dst);
-	uint64_t seq = o->offset, sent = 0;
-	double t0, end, now;
-	int fd, one = 1, i;
+};
 
-	if (o->seed)
-		rng_state ^= o->seed * 0x2545f4914f6cdd1dULL;
+static int raw_socket(void)
+{
+	int fd, one = 1;
+
 	fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
 	if (fd < 0)
 		die("socket(SOCK_RAW)");
 	if (setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof(one)) < 0)
 		die("IP_HDRINCL");
-	memset(pkts, 0, sizeof(pkts));
-	memset(msgs, 0, sizeof(msgs));
+	return fd;
+}
+
+static void flowgen_init(struct flowgen *g)
+{
+	int i;
+
+	memset(g, 0, sizeof(*g));
 	for (i = 0; i < BATCH; i++) {
-		pkts[i].ip.version = 4;
-		pkts[i].ip.ihl = 5;
-		pkts[i].ip.ttl = 64;
-		pkts[i].ip.protocol = IPPROTO_UDP;
-		pkts[i].ip.tot_len = htons(sizeof(struct pkt));
-		pkts[i].udp.dest = htons(o->port);
-		pkts[i].udp.len = htons(sizeof(struct pkt) - sizeof(struct iphdr));
-		pkts[i].udp.check = 0;	/* allowed for IPv4 */
-		memcpy(pkts[i].payload, "kvbench-flow-gen", 16);
-		iov[i].iov_base = &pkts[i];
-		iov[i].iov_len = sizeof(struct pkt);
-		to[i].sin_family = AF_INET;
-		msgs[i].msg_hdr.msg_iov = &iov[i];
-		msgs[i].msg_hdr.msg_iovlen = 1;
-		msgs[i].msg_hdr.msg_name = &to[i];
-		msgs[i].msg_hdr.msg_namelen = sizeof(to[i]);
+		g->pkts[i].ip.version = 4;
+		g->pkts[i].ip.ihl = 5;
+		g->pkts[i].ip.ttl = 64;
+		g->pkts[i].ip.protocol = IPPROTO_UDP;
+		g->pkts[i].ip.tot_len = htons(sizeof(struct pkt));
+		g->pkts[i].udp.len = htons(sizeof(struct pkt) - sizeof(struct iphdr));
+		g->pkts[i].udp.check = 0;	/* allowed for IPv4 */
+		memcpy(g->pkts[i].payload, "kvbench-flow-gen", 16);
+		g->iov[i].iov_base = &g->pkts[i];
+		g->iov[i].iov_len = sizeof(struct pkt);
+		g->to[i].sin_family = AF_INET;
+		g->msgs[i].msg_hdr.msg_iov = &g->iov[i];
+		g->msgs[i].msg_hdr.msg_iovlen = 1;
+		g->msgs[i].msg_hdr.msg_name = &g->to[i];
+		g->msgs[i].msg_hdr.msg_namelen = sizeof(g->to[i]);
 	}
+}
+
+/*
+ * Datagram i of the batch: flow number @seq (a fresh source address and
+ * port from 192.168.0-249.2-251 x 1024-64999) to @dst:@port.
+ */
+static void flowgen_fill(struct flowgen *g, int i, uint64_t seq,
+			 uint32_t dst, int port)
+{
+	uint32_t k = (uint32_t)((seq / 63976) % 62500);
+	uint32_t s = 0xc0a80000u + ((k / 250) << 8) + 2 + k % 250;
+
+	g->pkts[i].ip.saddr = htonl(s);
+	g->pkts[i].ip.daddr = htonl(dst);
+	g->pkts[i].ip.id = htons((uint16_t)seq);
+	g->pkts[i].udp.source = htons(1024 + seq % 63976);
+	g->pkts[i].udp.dest = htons(port);
+	g->to[i].sin_addr.s_addr = htonl(dst);
+}
+
+static int udpgen(struct opts *o)
+{
+	static struct flowgen g;
+	uint32_t base = addr_of(o->dst);
+	uint64_t seq = o->offset, sent = 0;
+	double t0, end, now;
+	int fd, i;
+
+	if (o->seed)
+		rng_state ^= o->seed * 0x2545f4914f6cdd1dULL;
+	fd = raw_socket();
+	flowgen_init(&g);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	t0 = mono();
@@ -209,18 +252,10 @@ static int udpgen(struct opts *o)
 			batch = (int)(o->count - sent);
 		if (batch <= 0)
 			break;
-		for (i = 0; i < batch; i++, seq++) {
-			uint32_t d = base + below(o->n) * o->stride + below(o->width);
-			uint32_t k = (uint32_t)((seq / 63976) % 62500);
-			uint32_t s = 0xc0a80000u + ((k / 250) << 8) + 2 + k % 250;
-
-			pkts[i].ip.saddr = htonl(s);
-			pkts[i].ip.daddr = htonl(d);
-			pkts[i].ip.id = htons((uint16_t)seq);
-			pkts[i].udp.source = htons(1024 + seq % 63976);
-			to[i].sin_addr.s_addr = htonl(d);
-		}
-		r = sendmmsg(fd, msgs, batch, 0);
+		for (i = 0; i < batch; i++, seq++)
+			flowgen_fill(&g, i, seq, base + below(o->n) * o->stride +
+				     below(o->width), o->port);
+		r = sendmmsg(fd, g.msgs, batch, 0);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -381,16 +416,92 @@ static int tcpsink(struct opts *o)
 	return 0;
 }
 
+#define MAX_TARGETS 16
+
+/* One target of udpab: its socket (in its netns) and what it sends to. */
+struct target {
+	int fd, port;
+	uint32_t base, n, stride, width;
+	uint64_t sent;
+	double elapsed;
+};
+
+static int udpab(int argc, char **argv)
+{
+	static struct target tg[MAX_TARGETS];
+	static struct flowgen g;
+	double total, window, t0, end, now;
+	uint64_t seq;
+	int nt = argc - 3, i, k;
+
+	if (nt < 1 || nt > MAX_TARGETS) {
+		fprintf(stderr, "usage: kvbench udpab SEC WINDOW OFFSET NETNS,DST,N,STRIDE,WIDTH,PORT...\n");
+		return 2;
+	}
+	total = atof(argv[0]);
+	window = atof(argv[1]);
+	seq = strtoull(argv[2], NULL, 0);
+	for (k = 0; k < nt; k++) {
+		char ns[256], dst[64], path[300];
+		int nsfd;
+
+		if (sscanf(argv[3 + k], "%255[^,],%63[^,],%u,%u,%u,%d", ns, dst, &tg[k].n,
+			   &tg[k].stride, &tg[k].width, &tg[k].port) != 6 || !tg[k].n || !tg[k].width) {
+			fprintf(stderr, "kvbench: bad target '%s'\n", argv[3 + k]);
+			return 2;
+		}
+		tg[k].base = addr_of(dst);
+		snprintf(path, sizeof(path), "/run/netns/%s", ns);
+		nsfd = open(path, O_RDONLY);
+		if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0)
+			die(path);
+		close(nsfd);
+		tg[k].fd = raw_socket();
+	}
+	flowgen_init(&g);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	/* Turns: target k sends for one window, then k+1, ... (the same
+	 * source tuples in each target: their conntrack tables are apart). */
+	for (k = 0; !stop && tg[nt - 1].elapsed < total; k = (k + 1) % nt) {
+		struct target *t = &tg[k];
+		uint64_t s0 = seq;
+
+		t0 = mono();
+		end = t0 + window;
+		do {
+			int r;
+
+			for (i = 0; i < BATCH; i++, seq++)
+				flowgen_fill(&g, i, seq, t->base +
+					     below(t->n) * t->stride +
+					     below(t->width), t->port);
+			r = sendmmsg(t->fd, g.msgs, BATCH, 0);
+			if (r < 0 && errno != EINTR && errno != ENOBUFS && errno != EPERM)
+				die("sendmmsg");
+			now = mono();
+		} while (!stop && now < end);
+		t->sent += seq - s0;
+		t->elapsed += now - t0;
+	}
+	for (k = 0; k < nt; k++)
+		printf("target=%d sent=%llu elapsed=%.6f\n", k,
+		       (unsigned long long)tg[k].sent, tg[k].elapsed);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
 	const char *cmd;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: kvbench udpgen|udpsink|tcpconn|tcpsink OPTIONS\n");
+		fprintf(stderr, "usage: kvbench udpgen|udpab|udpsink|tcpconn|tcpsink OPTIONS\n");
 		return 2;
 	}
 	cmd = argv[1];
+	if (!strcmp(cmd, "udpab"))
+		return udpab(argc - 2, argv + 2);
 	parse(argc - 1, argv + 1, &o);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!strcmp(cmd, "udpgen"))
