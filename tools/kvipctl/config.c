@@ -11,14 +11,9 @@
 /* ------------------------------------------------------------------ */
 /* config set                                                         */
 
-static int run_config_set(struct kvip *k, struct req *r)
+static int request_config_set(struct kvip *k, struct req *r)
 {
-	int err = kvip_config_set(k, &r->cfg);
-
-	if (err < 0)
-		return kernel_error(r, err, k);
-	kernel_warning(r, k);
-	return EXIT_OK;
+	return kvip_config_set(k, &r->cfg);
 }
 
 static int add_cidr(struct kvip_cidr **v, size_t *n, const struct kvip_cidr *c)
@@ -128,7 +123,8 @@ static int set_parse(int argc, char **argv, struct req *r)
 		if (n < 0)
 			return -1;
 	}
-	r->run = run_config_set;
+	r->run = run_request;
+	r->request = request_config_set;
 	r->needs_kernel = true;
 	return 0;
 }

@@ -5,20 +5,16 @@
 #include "kvipctl.h"
 #include "parse.h"
 
-static int run_set(struct kvip *k, struct req *r)
+static int request_set(struct kvip *k, struct req *r)
 {
-	int err = kvip_set_endpoints(k, r->name, r->svc.endpoints,
-				     r->svc.n_endpoints);
-
-	if (err < 0)
-		return kernel_error(r, err, k);
-	kernel_warning(r, k);
-	return EXIT_OK;
+	return kvip_set_endpoints(k, r->name, r->svc.endpoints,
+				  r->svc.n_endpoints);
 }
 
 static int set_parse(int argc, char **argv, struct req *r)
 {
 	r->label = "endpoints set";
+	r->kind = REQ_ENDPOINTS_SET;
 	if (argc < 2)
 		return parse_fail("missing service NAME");
 	if (parse_name(argv[1]) < 0)
@@ -34,7 +30,8 @@ static int set_parse(int argc, char **argv, struct req *r)
 			return parse_fail("out of memory");
 		*slot = ep;
 	}
-	r->run = run_set;
+	r->run = run_request;
+	r->request = request_set;
 	r->needs_kernel = true;
 	return 0;
 }

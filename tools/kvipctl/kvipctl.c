@@ -125,9 +125,17 @@ static const char usage_options[] =
 "                  lines starting with '#' are ignored; \"...\" and '...'\n"
 "                  quote. The whole file is checked first: if any line is\n"
 "                  invalid nothing is sent. Then lines run in order over one\n"
-"                  netlink session, stopping at the first failure.\n"
+"                  netlink session, stopping at the first failure: no line\n"
+"                  after it is sent. \"service add NAME\" and a following\n"
+"                  \"endpoints set NAME\" go as one request (the service is\n"
+"                  created with its endpoints); if it fails, the two lines\n"
+"                  run again one by one, so the outcome and the messages are\n"
+"                  those of the two lines.\n"
 "  -force          with -batch: report failures and continue; exit status\n"
-"                  is 1 if any line failed\n"
+"                  is 1 if any line failed. Up to 64 changes are sent per\n"
+"                  system call (pipelined; add and set are not merged);\n"
+"                  each failure is still reported under its own line, in\n"
+"                  order, and show lines see every line before them.\n"
 "  -c, --check     only parse and check the commands; do not talk to the\n"
 "                  kernel\n"
 "  -h, --help      show this help\n"
@@ -224,19 +232,20 @@ void usage_endpoints(FILE *f)
 /* ------------------------------------------------------------------ */
 /* Errors                                                             */
 
-static void print_label(const struct req *r)
+static void print_label(const char *label, const char *name)
 {
-	fprintf(stderr, PROG_NAME ": %s%s", line_prefix, r->label);
-	if (r->name)
-		fprintf(stderr, " %s", r->name);
+	fprintf(stderr, PROG_NAME ": %s%s", line_prefix, label);
+	if (name)
+		fprintf(stderr, " %s", name);
 }
 
-int kernel_error(const struct req *r, int err, const struct kvip *k)
+static int report_error(const char *label, const char *name, int err,
+			const struct kvip *k)
 {
 	const char *detail = kvip_errmsg(k);
 
 	fflush(stdout);
-	print_label(r);
+	print_label(label, name);
 	fprintf(stderr, ": %s", strerror(-err));
 	if (*detail)
 		fprintf(stderr, ": %s", detail);
@@ -246,15 +255,36 @@ int kernel_error(const struct req *r, int err, const struct kvip *k)
 	return EXIT_FAIL;
 }
 
-void kernel_warning(const struct req *r, const struct kvip *k)
+int kernel_error(const struct req *r, int err, const struct kvip *k)
+{
+	return report_error(r->label, r->name, err, k);
+}
+
+static void report_warning(const char *label, const char *name,
+			   const struct kvip *k)
 {
 	const char *detail = kvip_errmsg(k);
 
 	if (!*detail)
 		return;
 	fflush(stdout);
-	print_label(r);
+	print_label(label, name);
 	fprintf(stderr, ": warning: %s\n", detail);
+}
+
+void kernel_warning(const struct req *r, const struct kvip *k)
+{
+	report_warning(r->label, r->name, k);
+}
+
+int run_request(struct kvip *k, struct req *r)
+{
+	int err = r->request(k, r);
+
+	if (err < 0)
+		return kernel_error(r, err, k);
+	kernel_warning(r, k);
+	return EXIT_OK;
 }
 
 static int usage_error(void)
@@ -267,14 +297,10 @@ static int usage_error(void)
 /* ------------------------------------------------------------------ */
 /* Commands                                                           */
 
-static int run_flush(struct kvip *k, struct req *r)
+static int request_flush(struct kvip *k, struct req *r)
 {
-	int err = kvip_flush(k);
-
-	if (err < 0)
-		return kernel_error(r, err, k);
-	kernel_warning(r, k);
-	return EXIT_OK;
+	(void)r;
+	return kvip_flush(k);
 }
 
 static int flush_parse(int argc, char **argv, struct req *r)
@@ -282,7 +308,8 @@ static int flush_parse(int argc, char **argv, struct req *r)
 	r->label = "flush";
 	if (argc > 1)
 		return parse_fail("unknown argument '%s'", q(argv[1]));
-	r->run = run_flush;
+	r->run = run_request;
+	r->request = request_flush;
 	r->needs_kernel = true;
 	return 0;
 }
@@ -436,7 +463,12 @@ err:
 	return -1;
 }
 
-/* Tokenize the line [p, p+len) into b->argv; returns argc or -1. */
+/*
+ * Tokenize the line at [p, p+len) into b->argv; returns argc or -1. Each
+ * line has its own part of b->scratch (at the line's offset: a line's
+ * words take at most its length + 1 bytes), so the words of a line, e.g.
+ * a service name, stay valid while later lines are read.
+ */
 static int batch_split(struct batch *b, const char *p, size_t len)
 {
 	size_t need = len / 2 + 2;
@@ -449,64 +481,252 @@ static int batch_split(struct batch *b, const char *p, size_t len)
 		b->argv = v;
 		b->argv_cap = need;
 	}
-	return split_line(p, len, b->scratch, b->argv, (int)b->argv_cap - 1);
+	return split_line(p, len, b->scratch + (p - b->data), b->argv,
+			  (int)b->argv_cap - 1);
 }
 
-/*
- * Walk the lines. Pass 1 (exec == false) parses every line and reports all
- * errors; pass 2 runs them. Returns the exit status.
- */
-static int batch_pass(struct batch *b, struct req *r, struct kvip **k,
-		      bool exec, bool force, bool *needs_kernel)
+static void at_line(unsigned long lineno)
+{
+	snprintf(line_prefix, sizeof(line_prefix), "line %lu: ", lineno);
+}
+
+/* Calls fn(b, lineno, argc, arg) for each line but blank ones. */
+static int batch_lines(struct batch *b,
+		       int (*fn)(struct batch *b, unsigned long lineno,
+				 int argc, void *arg), void *arg)
 {
 	const char *p = b->data, *end = b->data + b->len;
 	unsigned long lineno = 0;
-	int status = EXIT_OK;
+	int ret = 0;
 
-	while (p < end) {
+	while (p < end && !ret) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		int argc, ret;
+		int argc;
 
 		lineno++;
-		snprintf(line_prefix, sizeof(line_prefix), "line %lu: ",
-			 lineno);
 		argc = batch_split(b, p, len);
 		p = nl ? nl + 1 : end;
-		if (argc == 0)
-			continue;
-		if (argc < 0 || parse_command(argc, b->argv, r) < 0) {
-			/* Already reported by pass 1. */
-			if (exec)
-				continue;
-			usage_error();
-			status = EXIT_USAGE;
-			continue;
-		}
-		if (!exec) {
-			*needs_kernel |= r->needs_kernel;
-			continue;
-		}
-		ret = execute(k, r);
-		if (ret != EXIT_OK) {
-			status = EXIT_FAIL;
-			if (!force)
-				break;
-		}
+		if (argc)
+			ret = fn(b, lineno, argc, arg);
 	}
 	line_prefix[0] = '\0';
-	return status;
+	return ret;
+}
+
+/* Pass 1: parse every line, report every error. */
+struct check {
+	struct req *r;
+	bool needs_kernel;
+	int status;
+};
+
+static int check_line(struct batch *b, unsigned long lineno, int argc,
+		      void *arg)
+{
+	struct check *c = arg;
+
+	if (argc < 0 || parse_command(argc, b->argv, c->r) < 0) {
+		at_line(lineno);
+		usage_error();
+		c->status = EXIT_USAGE;
+		return 0;
+	}
+	c->needs_kernel |= c->r->needs_kernel;
+	return 0;
+}
+
+/*
+ * Pass 2: run the lines, in order, over one session.
+ *
+ * Changes (service add/replace/del, endpoints set, config set, flush) go
+ * through the library's pipeline; their answers come to batch_answer(),
+ * which reports them under their own line. With -force the window is
+ * KVIP_PIPE_MAX requests per sendmsg(): every line runs anyway, and the
+ * kernel runs a sendmsg()'s messages in order, so the outcome is that of
+ * one request at a time. Without -force the window is 1: the kernel runs
+ * every message it is given, so a line is only sent once the one before it
+ * succeeded; that is what keeps the lines after a failure unapplied.
+ *
+ * Without -force, "service add X" followed by "endpoints set X" (a set
+ * sent in one message) is sent as one NEW_SERVICE carrying the endpoints.
+ * If that fails, nothing changed, and the two lines run again one by one,
+ * so that the outcome and the messages are those of the two lines. With
+ * -force that retry would come after the lines sent behind the pair: the
+ * pair is not merged there.
+ *
+ * Commands that wait for the kernel (show, and sets in several messages,
+ * which flush the pipeline in the library) see every line before them
+ * answered, and their output in order.
+ */
+struct sent {
+	unsigned long line;
+	unsigned long set_line;	/* merged: the endpoints set's line */
+	const char *label;
+	const char *name;	/* in b->scratch: valid during the batch */
+	int err;
+};
+
+struct run {
+	struct kvip *k;
+	bool force;
+	bool merge;		/* add + set as one request */
+	bool stop;		/* a line failed, without -force */
+	int status;
+	struct req *cur, *held;	/* held: a service add that may merge */
+	unsigned long held_line;
+	struct sent ring[KVIP_PIPE_MAX];	/* > the requests in flight */
+	unsigned int next;
+};
+
+static void line_failed(struct run *x)
+{
+	x->status = EXIT_FAIL;
+	if (!x->force)
+		x->stop = true;
+}
+
+static void batch_answer(void *cookie, int err, void *arg)
+{
+	struct sent *s = cookie;
+	struct run *x = arg;
+
+	s->err = err;
+	if (s->set_line) {
+		/* A failed merged pair runs again, unmerged (run_line). */
+		if (err < 0)
+			return;
+		snprintf(line_prefix, sizeof(line_prefix), "lines %lu+%lu: ",
+			 s->line, s->set_line);
+	} else {
+		at_line(s->line);
+	}
+	if (err < 0) {
+		report_error(s->label, s->name, err, x->k);
+		line_failed(x);
+	} else {
+		report_warning(s->label, s->name, x->k);
+	}
+}
+
+/* Send r (of line @lineno); 0, or the error it failed with at once. */
+static int send_req(struct run *x, struct req *r, unsigned long lineno,
+		    unsigned long set_line)
+{
+	struct sent *s = &x->ring[x->next++ % KVIP_PIPE_MAX];
+	int err;
+
+	s->line = lineno;
+	s->set_line = set_line;
+	s->label = r->label;
+	s->name = r->name;
+	s->err = 0;
+	kvip_pipe_cookie(x->k, s);
+	err = r->request(x->k, r);
+	if (err < 0 && !set_line) {
+		at_line(lineno);
+		kernel_error(r, err, x->k);
+		line_failed(x);
+	}
+	return err < 0 ? err : s->err;
+}
+
+static void run_line(struct run *x, struct req *r, unsigned long lineno)
+{
+	if (x->stop)
+		return;
+	if (r->request) {
+		send_req(x, r, lineno, 0);
+		return;
+	}
+	/* Show, help: after the answers to every line before. */
+	if (x->k)
+		kvip_pipe_flush(x->k);
+	if (x->stop)
+		return;
+	at_line(lineno);
+	if (execute(&x->k, r) != EXIT_OK)
+		line_failed(x);
+}
+
+/* Window 1: the answer has come when send_req() returns. */
+static void run_merged(struct run *x, struct req *add, unsigned long add_line,
+		       struct req *set, unsigned long lineno)
+{
+	struct kvip_service *svc = &add->svc;
+	struct kvip_endpoint *own = svc->endpoints;
+	size_t own_cap = svc->cap_endpoints;
+	int err;
+
+	svc->endpoints = set->svc.endpoints;
+	svc->n_endpoints = set->svc.n_endpoints;
+	svc->cap_endpoints = set->svc.cap_endpoints;
+	svc->has_endpoints = true;
+	err = send_req(x, add, add_line, lineno);
+	svc->endpoints = own;
+	svc->n_endpoints = 0;
+	svc->cap_endpoints = own_cap;
+	svc->has_endpoints = false;
+	if (err < 0) {
+		run_line(x, add, add_line);
+		run_line(x, set, lineno);
+	}
+}
+
+static bool can_merge(const struct run *x, const struct req *add,
+		      const struct req *set)
+{
+	return set->kind == REQ_ENDPOINTS_SET &&
+	       !strcmp(add->name, set->name) &&
+	       kvip_endpoints_fit(x->k, set->name, set->svc.endpoints,
+				  set->svc.n_endpoints);
+}
+
+static int exec_line(struct batch *b, unsigned long lineno, int argc,
+		     void *arg)
+{
+	struct run *x = arg;
+	struct req *r = x->cur;
+
+	/* Invalid lines were reported by pass 1 (and -force skips them). */
+	if (argc < 0 || parse_command(argc, b->argv, r) < 0)
+		return 0;
+	if (x->held_line) {
+		unsigned long held_line = x->held_line;
+
+		x->held_line = 0;
+		if (can_merge(x, x->held, r)) {
+			run_merged(x, x->held, held_line, r, lineno);
+			return x->stop;
+		}
+		run_line(x, x->held, held_line);
+	}
+	if (x->merge && r->kind == REQ_SERVICE_ADD && !x->stop) {
+		x->cur = x->held;
+		x->held = r;
+		x->held_line = lineno;
+		return 0;
+	}
+	run_line(x, r, lineno);
+	return x->stop;
+}
+
+static void req_free(struct req *r)
+{
+	kvip_service_free(&r->svc);
+	kvip_config_free(&r->cfg);
 }
 
 static int run_batch(const char *path, bool force)
 {
 	struct batch b = { 0 };
-	struct req r;
-	struct kvip *k = NULL;
-	bool needs_kernel = false;
+	struct req r[2];
+	struct check c = { .r = &r[0] };
+	struct run x = { .force = force, .merge = !force, .cur = &r[0],
+			 .held = &r[1] };
 	int status;
 
-	memset(&r, 0, sizeof(r));
+	memset(r, 0, sizeof(r));
 	if (read_all(path, &b) < 0) {
 		free(b.data);
 		return usage_error();
@@ -518,20 +738,33 @@ static int run_batch(const char *path, bool force)
 		return usage_error();
 	}
 
-	status = batch_pass(&b, &r, &k, false, force, &needs_kernel);
+	batch_lines(&b, check_line, &c);
+	status = c.status;
 	if ((status != EXIT_OK && !force) || opt_check)
 		goto out;
-	if (needs_kernel && open_session(&k) < 0) {
-		status = EXIT_FAIL;
-		goto out;
+	if (c.needs_kernel) {
+		if (open_session(&x.k) < 0 ||
+		    kvip_pipe_start(x.k, force ? KVIP_PIPE_MAX : 1,
+				    batch_answer, &x) < 0) {
+			if (x.k)
+				fprintf(stderr, PROG_NAME ": %s\n",
+					kvip_errmsg(x.k));
+			status = EXIT_FAIL;
+			goto out;
+		}
 	}
-	if (batch_pass(&b, &r, &k, true, force, &needs_kernel) != EXIT_OK ||
-	    status != EXIT_OK)
+	batch_lines(&b, exec_line, &x);
+	if (x.held_line)
+		run_line(&x, x.held, x.held_line);
+	if (x.k)
+		kvip_pipe_stop(x.k);
+	line_prefix[0] = '\0';
+	if (x.status != EXIT_OK || status != EXIT_OK)
 		status = EXIT_FAIL;
 out:
-	kvip_close(k);
-	kvip_service_free(&r.svc);
-	kvip_config_free(&r.cfg);
+	kvip_close(x.k);
+	req_free(&r[0]);
+	req_free(&r[1]);
 	free(b.argv);
 	free(b.scratch);
 	free(b.data);

@@ -22,10 +22,23 @@ typedef int (*run_fn)(struct kvip *k, struct req *r);
  * A parsed command. Parsing fills it without side effects (so a batch can be
  * validated before anything is sent); run() executes it.
  */
+enum req_kind {
+	REQ_OTHER,
+	REQ_SERVICE_ADD,
+	REQ_ENDPOINTS_SET,
+};
+
 struct req {
 	const char *label;	/* "service add", for messages */
 	const char *name;	/* service name (points into argv) or NULL */
 	run_fn run;		/* NULL: nothing to do */
+	/*
+	 * Changes: the library call alone, 0 or -errno, printing nothing
+	 * (run is run_request). When the session pipelines, 0 means "queued":
+	 * the answer comes later, through the pipeline's callback.
+	 */
+	int (*request)(struct kvip *k, struct req *r);
+	enum req_kind kind;	/* what a batch may merge */
 	bool needs_kernel;	/* run() needs a netlink session */
 	bool json;
 	bool replace;		/* service replace (else add) */
@@ -75,6 +88,8 @@ int show_event(uint8_t cmd, const struct kvip_service *svc,
 
 /* Report a failed request: "kvipctl: service add NAME: strerror: extack". */
 int kernel_error(const struct req *r, int err, const struct kvip *k);
+/* run() of the changes: r->request(), then report as above. */
+int run_request(struct kvip *k, struct req *r);
 /* Print the kernel's warning of a successful request, if any. */
 void kernel_warning(const struct req *r, const struct kvip *k);
 

@@ -155,15 +155,10 @@ static int kw_endpoint_stats(struct req *r, int argc, char **argv)
 	return 1;
 }
 
-static int run_new(struct kvip *k, struct req *r)
+static int request_new(struct kvip *k, struct req *r)
 {
-	int err = r->replace ? kvip_service_replace(k, &r->svc) :
-				 kvip_service_add(k, &r->svc);
-
-	if (err < 0)
-		return kernel_error(r, err, k);
-	kernel_warning(r, k);
-	return EXIT_OK;
+	return r->replace ? kvip_service_replace(k, &r->svc) :
+			    kvip_service_add(k, &r->svc);
 }
 
 static int new_parse(int argc, char **argv, struct req *r)
@@ -202,7 +197,8 @@ static int new_parse(int argc, char **argv, struct req *r)
 		return parse_fail("at least one FRONTEND is required "
 				  "(clusterip ADDR:PORT, external ADDR:PORT "
 				  "or nodeport PORT)");
-	r->run = run_new;
+	r->run = run_request;
+	r->request = request_new;
 	r->needs_kernel = true;
 	return 0;
 }
@@ -210,6 +206,7 @@ static int new_parse(int argc, char **argv, struct req *r)
 static int add_parse(int argc, char **argv, struct req *r)
 {
 	r->label = "service add";
+	r->kind = REQ_SERVICE_ADD;
 	return new_parse(argc, argv, r);
 }
 
@@ -223,14 +220,9 @@ static int replace_parse(int argc, char **argv, struct req *r)
 /* ------------------------------------------------------------------ */
 /* del                                                                */
 
-static int run_del(struct kvip *k, struct req *r)
+static int request_del(struct kvip *k, struct req *r)
 {
-	int err = kvip_service_del(k, r->name);
-
-	if (err < 0)
-		return kernel_error(r, err, k);
-	kernel_warning(r, k);
-	return EXIT_OK;
+	return kvip_service_del(k, r->name);
 }
 
 static int del_parse(int argc, char **argv, struct req *r)
@@ -243,7 +235,8 @@ static int del_parse(int argc, char **argv, struct req *r)
 	if (argc > 2)
 		return parse_fail("unknown argument '%s'", q(argv[2]));
 	r->name = argv[1];
-	r->run = run_del;
+	r->run = run_request;
+	r->request = request_del;
 	r->needs_kernel = true;
 	return 0;
 }

@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
@@ -75,11 +76,36 @@ struct monitor_ctx {
 	int ret;		/* non-zero: stop */
 };
 
+/*
+ * Pipelining: requests queued for one sendmsg(). The kernel processes every
+ * message of it before sendmsg() returns, so the answers are then waiting
+ * on the socket; the receive buffer holds a window's worth of them easily
+ * (an answer is well under 1 KiB of buffer space with capped ACKs).
+ */
+#define PIPE_ANSWER_SIZE	8192	/* receive buffer of one answer */
+
+struct pipe_req {
+	struct nl_msg *msg;	/* sequence number set */
+	void *cookie;
+};
+
+struct kvip_pipe {
+	kvip_pipe_cb cb;
+	void *arg;
+	unsigned int window;
+	void *cookie;		/* of the next request */
+	unsigned int n;		/* queued */
+	size_t bytes;
+	struct pipe_req q[KVIP_PIPE_MAX];
+	char *rbuf;		/* window * PIPE_ANSWER_SIZE */
+};
+
 struct kvip {
 	struct nl_sock *sk;
 	struct nl_cb *cb;
 	int family;
 	size_t chunk;
+	struct kvip_pipe *pipe;	/* NULL: each request waits for its answer */
 
 	/* State of the request in flight. */
 	uint32_t seq;
@@ -801,10 +827,13 @@ err:
 	return ret;
 }
 
+static void pipe_free(struct kvip_pipe *p);
+
 void kvip_close(struct kvip *k)
 {
 	if (!k)
 		return;
+	pipe_free(k->pipe);	/* unsent requests are dropped */
 	if (k->cb)
 		nl_cb_put(k->cb);
 	if (k->sk)
@@ -843,12 +872,16 @@ static struct nl_msg *msg_new(struct kvip *k, uint8_t cmd, int flags,
 	return msg;
 }
 
+static int pipe_flush(struct kvip *k);
+
 /* Send msg and wait for its ACK, error or (dump) NLMSG_DONE. */
 static int transact(struct kvip *k, struct nl_msg *msg)
 {
 	struct nlmsghdr *nlh = nlmsg_hdr(msg);
 	int ret;
 
+	/* Requests queued before this one go first, and are answered. */
+	pipe_flush(k);
 	nl_complete_msg(k->sk, msg);
 	k->seq = nlh->nlmsg_seq;
 	k->done = false;
@@ -871,6 +904,260 @@ static int transact(struct kvip *k, struct nl_msg *msg)
 	}
 	k->req = NULL;
 	return k->err;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pipelining                                                         */
+
+/* Answer request @i of the queue with @err and the message already set. */
+static void pipe_answer(struct kvip *k, unsigned int i, int err)
+{
+	struct kvip_pipe *p = k->pipe;
+
+	p->cb(p->q[i].cookie, err, p->arg);
+	nlmsg_free(p->q[i].msg);
+	p->q[i].msg = NULL;
+}
+
+/* Answer requests @from..@to - 1 with a transport error @err. */
+static void pipe_fail(struct kvip *k, unsigned int from, unsigned int to,
+		      int err, const char *what)
+{
+	for (unsigned int i = from; i < to; i++) {
+		set_msg(k, "%s: %s", what, strerror(-err));
+		pipe_answer(k, i, err);
+	}
+}
+
+static int pipe_send(struct kvip *k)
+{
+	struct kvip_pipe *p = k->pipe;
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	struct iovec iov[KVIP_PIPE_MAX];
+	struct msghdr mh = {
+		.msg_name = &kernel,
+		.msg_namelen = sizeof(kernel),
+		.msg_iov = iov,
+		.msg_iovlen = p->n,
+	};
+
+	for (unsigned int i = 0; i < p->n; i++) {
+		struct nlmsghdr *nlh = nlmsg_hdr(p->q[i].msg);
+
+		iov[i].iov_base = nlh;
+		iov[i].iov_len = NLMSG_ALIGN(nlh->nlmsg_len);
+	}
+	while (sendmsg(nl_socket_get_fd(k->sk), &mh, 0) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+/*
+ * One received datagram: answers (NLMSG_ERROR) to queued requests, matched
+ * by sequence number; anything else (a stale reply to an abandoned request)
+ * is skipped. *next is the first request not answered yet.
+ */
+static void pipe_datagram(struct kvip *k, char *buf, size_t len,
+			  bool trunc, unsigned int *next)
+{
+	struct kvip_pipe *p = k->pipe;
+	struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
+	int rem = (int)len;
+
+	for (; rem >= (int)NLMSG_HDRLEN; nlh = NLMSG_NEXT(nlh, rem)) {
+		struct nlmsgerr *e = NLMSG_DATA(nlh);
+		unsigned int i = *next;
+		size_t off = sizeof(*e);
+
+		if (!NLMSG_OK(nlh, rem)) {
+			/* Cut by our buffer: keep the error, drop the TLVs. */
+			if (!trunc || nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+				return;
+			nlh->nlmsg_len = (uint32_t)rem;
+			nlh->nlmsg_flags &= (uint16_t)~NLM_F_ACK_TLVS;
+		}
+		if (nlh->nlmsg_type != NLMSG_ERROR ||
+		    nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+			continue;
+		while (i < p->n &&
+		       nlmsg_hdr(p->q[i].msg)->nlmsg_seq != nlh->nlmsg_seq)
+			i++;
+		if (i == p->n)
+			continue;	/* not ours */
+		/* Netlink keeps order: earlier ones were lost (overrun). */
+		pipe_fail(k, *next, i, -ENOBUFS, "netlink receive: no answer");
+
+		k->msg[0] = '\0';
+		k->req = nlmsg_hdr(p->q[i].msg);
+		k->req_ep_base = 0;
+		if (!(nlh->nlmsg_flags & NLM_F_CAPPED) &&
+		    e->msg.nlmsg_len >= NLMSG_HDRLEN)
+			off += e->msg.nlmsg_len - NLMSG_HDRLEN;
+		parse_extack(k, nlh, off);
+		k->req = NULL;
+		pipe_answer(k, i, e->error < 0 ? e->error : -e->error);
+		*next = i + 1;
+	}
+}
+
+/* Read the answers to the p->n requests just sent, in one or a few calls. */
+static int pipe_recv(struct kvip *k)
+{
+	struct kvip_pipe *p = k->pipe;
+	struct mmsghdr mm[KVIP_PIPE_MAX];
+	struct iovec iov[KVIP_PIPE_MAX];
+	unsigned int next = 0;
+
+	while (next < p->n) {
+		unsigned int want = p->n - next;
+		int got;
+
+		if (want > p->window)
+			want = p->window;
+		memset(mm, 0, want * sizeof(mm[0]));
+		for (size_t i = 0; i < want; i++) {
+			iov[i].iov_base = p->rbuf + i * PIPE_ANSWER_SIZE;
+			iov[i].iov_len = PIPE_ANSWER_SIZE;
+			mm[i].msg_hdr.msg_iov = &iov[i];
+			mm[i].msg_hdr.msg_iovlen = 1;
+		}
+		/* Block for the first answer only; the rest are there too. */
+		got = recvmmsg(nl_socket_get_fd(k->sk), mm, want,
+			       MSG_WAITFORONE, NULL);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			int err = -errno;
+
+			pipe_fail(k, next, p->n, err, "netlink receive");
+			return err;
+		}
+		for (int i = 0; i < got; i++)
+			pipe_datagram(k, iov[i].iov_base, mm[i].msg_len,
+				      mm[i].msg_hdr.msg_flags & MSG_TRUNC,
+				      &next);
+	}
+	return 0;
+}
+
+/* Send the queue in one sendmsg() and deliver every answer. */
+static int pipe_flush(struct kvip *k)
+{
+	struct kvip_pipe *p = k->pipe;
+	int ret;
+
+	if (!p || !p->n)
+		return 0;
+	ret = pipe_send(k);
+	if (ret < 0)
+		pipe_fail(k, 0, p->n, ret, "netlink send");
+	else
+		ret = pipe_recv(k);
+	p->n = 0;
+	p->bytes = 0;
+	return ret;
+}
+
+/*
+ * Send @msg and wait for its answer, or queue it when pipelining (and send
+ * the queue when it is full). Takes @msg.
+ */
+static int submit(struct kvip *k, struct nl_msg *msg)
+{
+	struct kvip_pipe *p = k->pipe;
+	size_t len = NLMSG_ALIGN(nlmsg_hdr(msg)->nlmsg_len);
+	int ret;
+
+	if (!p) {
+		ret = transact(k, msg);
+		nlmsg_free(msg);
+		return ret;
+	}
+	/* Each sendmsg() near KVIP_PIPE_BYTES; a bigger message alone. */
+	if (p->n && p->bytes + len > KVIP_PIPE_BYTES)
+		pipe_flush(k);
+	nl_complete_msg(k->sk, msg);
+	p->q[p->n].msg = msg;
+	p->q[p->n].cookie = p->cookie;
+	p->n++;
+	p->bytes += len;
+	if (p->n >= p->window || p->bytes >= KVIP_PIPE_BYTES)
+		pipe_flush(k);
+	return 0;
+}
+
+/*
+ * A request that failed before it was queued: deliver the answers to those
+ * queued before it first, so that the caller sees results in order.
+ */
+static int pipe_early(struct kvip *k, int ret)
+{
+	char msg[sizeof(k->msg)];
+
+	if (ret >= 0 || !k->pipe || !k->pipe->n)
+		return ret;
+	memcpy(msg, k->msg, sizeof(msg));
+	pipe_flush(k);
+	memcpy(k->msg, msg, sizeof(msg));
+	return ret;
+}
+
+int kvip_pipe_start(struct kvip *k, unsigned int window, kvip_pipe_cb cb,
+		    void *arg)
+{
+	struct kvip_pipe *p;
+
+	k->msg[0] = '\0';
+	if (!window || window > KVIP_PIPE_MAX || !cb) {
+		set_msg(k, "invalid pipeline window");
+		return -EINVAL;
+	}
+	kvip_pipe_stop(k);
+	p = calloc(1, sizeof(*p));
+	if (p)
+		p->rbuf = malloc((size_t)window * PIPE_ANSWER_SIZE);
+	if (!p || !p->rbuf) {
+		free(p);
+		set_msg(k, "out of memory");
+		return -ENOMEM;
+	}
+	p->cb = cb;
+	p->arg = arg;
+	p->window = window;
+	k->pipe = p;
+	return 0;
+}
+
+void kvip_pipe_cookie(struct kvip *k, void *cookie)
+{
+	if (k->pipe)
+		k->pipe->cookie = cookie;
+}
+
+int kvip_pipe_flush(struct kvip *k)
+{
+	return pipe_flush(k);
+}
+
+static void pipe_free(struct kvip_pipe *p)
+{
+	if (!p)
+		return;
+	for (unsigned int i = 0; i < p->n; i++)
+		nlmsg_free(p->q[i].msg);
+	free(p->rbuf);
+	free(p);
+}
+
+int kvip_pipe_stop(struct kvip *k)
+{
+	int ret = pipe_flush(k);
+
+	pipe_free(k->pipe);
+	k->pipe = NULL;
+	return ret;
 }
 
 static size_t ep_enc_size(const struct kvip_endpoint *ep)
@@ -1043,9 +1330,7 @@ static int service_put(struct kvip *k, const struct kvip_service *svc,
 			goto overflow;
 	}
 	k->req_ep_base = 0;
-	ret = transact(k, msg);
-	nlmsg_free(msg);
-	return ret;
+	return submit(k, msg);
 
 overflow:
 	nlmsg_free(msg);
@@ -1055,12 +1340,12 @@ overflow:
 
 int kvip_service_add(struct kvip *k, const struct kvip_service *svc)
 {
-	return service_put(k, svc, KVIP_CMD_NEW_SERVICE);
+	return pipe_early(k, service_put(k, svc, KVIP_CMD_NEW_SERVICE));
 }
 
 int kvip_service_replace(struct kvip *k, const struct kvip_service *svc)
 {
-	return service_put(k, svc, KVIP_CMD_REPLACE_SERVICE);
+	return pipe_early(k, service_put(k, svc, KVIP_CMD_REPLACE_SERVICE));
 }
 
 static int simple_request(struct kvip *k, uint8_t cmd, const char *name)
@@ -1086,23 +1371,44 @@ static int simple_request(struct kvip *k, uint8_t cmd, const char *name)
 		set_msg(k, "message too large");
 		return -EMSGSIZE;
 	}
-	ret = transact(k, msg);
-	nlmsg_free(msg);
-	return ret;
+	return submit(k, msg);
 }
 
 int kvip_service_del(struct kvip *k, const char *name)
 {
-	return simple_request(k, KVIP_CMD_DEL_SERVICE, name);
+	return pipe_early(k, simple_request(k, KVIP_CMD_DEL_SERVICE, name));
 }
 
 int kvip_flush(struct kvip *k)
 {
-	return simple_request(k, KVIP_CMD_FLUSH, NULL);
+	return pipe_early(k, simple_request(k, KVIP_CMD_FLUSH, NULL));
 }
 
-int kvip_set_endpoints(struct kvip *k, const char *name,
-		       const struct kvip_endpoint *eps, size_t n)
+/* Bytes of a SET_ENDPOINTS message but for its endpoints. */
+static size_t set_fixed_size(size_t namelen)
+{
+	return NLMSG_HDRLEN + GENL_HDRLEN + nla_total_size(namelen + 1) +
+	       nla_total_size(4) /* set flags */ + NLA_HDRLEN /* nest */;
+}
+
+bool kvip_endpoints_fit(const struct kvip *k, const char *name,
+			const struct kvip_endpoint *eps, size_t n)
+{
+	size_t size = set_fixed_size(strnlen(name, KVIP_NAME_MAX + 1));
+
+	/* As set_endpoints() packs: a chunk has at least one endpoint. */
+	if (n <= 1)
+		return true;
+	for (size_t i = 0; i < n; i++) {
+		size += ep_enc_size(&eps[i]);
+		if (i && size > k->chunk)
+			return false;
+	}
+	return true;
+}
+
+static int set_endpoints(struct kvip *k, const char *name,
+			 const struct kvip_endpoint *eps, size_t n)
 {
 	size_t namelen, fixed, i = 0;
 	bool first = true;
@@ -1113,8 +1419,7 @@ int kvip_set_endpoints(struct kvip *k, const char *name,
 	if (ret)
 		return ret;
 
-	fixed = NLMSG_HDRLEN + GENL_HDRLEN + nla_total_size(namelen + 1) +
-		nla_total_size(4) /* set flags */ + NLA_HDRLEN /* nest */;
+	fixed = set_fixed_size(namelen);
 
 	do {
 		size_t j = i, size = fixed;
@@ -1153,6 +1458,9 @@ int kvip_set_endpoints(struct kvip *k, const char *name,
 			if (nest_end(msg, nest) < 0)
 				goto overflow;
 		}
+		/* Only a set in one message may be pipelined. */
+		if (first && last)
+			return submit(k, msg);
 		k->req_ep_base = i;
 		ret = transact(k, msg);
 		nlmsg_free(msg);
@@ -1169,6 +1477,12 @@ overflow:
 	} while (i < n);
 
 	return 0;
+}
+
+int kvip_set_endpoints(struct kvip *k, const char *name,
+		       const struct kvip_endpoint *eps, size_t n)
+{
+	return pipe_early(k, set_endpoints(k, name, eps, n));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1791,12 +2105,11 @@ int kvip_config_get(struct kvip *k, struct kvip_config *cfg)
 	return ret;
 }
 
-int kvip_config_set(struct kvip *k, const struct kvip_config *cfg)
+static int config_set(struct kvip *k, const struct kvip_config *cfg)
 {
 	struct nlattr *nest;
 	struct nl_msg *msg;
 	size_t size;
-	int ret;
 
 	k->msg[0] = '\0';
 	if ((cfg->has_nodeport_addrs ? cfg->n_nodeport_addrs : 0) +
@@ -1831,9 +2144,12 @@ int kvip_config_set(struct kvip *k, const struct kvip_config *cfg)
 		set_msg(k, "message too large");
 		return -EMSGSIZE;
 	}
-	ret = transact(k, msg);
-	nlmsg_free(msg);
-	return ret;
+	return submit(k, msg);
+}
+
+int kvip_config_set(struct kvip *k, const struct kvip_config *cfg)
+{
+	return pipe_early(k, config_set(k, cfg));
 }
 
 /* ------------------------------------------------------------------ */

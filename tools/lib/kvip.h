@@ -135,6 +135,38 @@ const char *kvip_errmsg(const struct kvip *k);
 void kvip_set_chunk_size(struct kvip *k, size_t bytes);
 
 /*
+ * Pipelining. After kvip_pipe_start(), kvip_service_add(),
+ * kvip_service_replace(), kvip_service_del(), kvip_flush(),
+ * kvip_config_set() and kvip_set_endpoints() of a set that fits in one
+ * message do not wait for the kernel's answer: they queue their request and
+ * return 0, or return a negative errno at once when it could not be built
+ * (then nothing was queued, and the answers to the requests queued before
+ * have been delivered). The queue goes to the kernel in one sendmsg() when
+ * it holds @window requests (1..KVIP_PIPE_MAX) or about KVIP_PIPE_BYTES,
+ * and on kvip_pipe_flush(); the call that sends it reads every answer and
+ * calls cb(cookie, err, arg) for each request, in order, with the cookie of
+ * the last kvip_pipe_cookie() before the request was queued, err 0 or a
+ * negative errno, and kvip_errmsg() set to that request's message.
+ *
+ * The kernel runs every message of a sendmsg() whatever happened to the
+ * ones before it. A caller that must not run a request once an earlier one
+ * failed uses @window 1: each request is sent, and answered, when queued.
+ * Requests that wait for their answer (dumps, kvip_config_get(), sets in
+ * several messages) flush the queue first. kvip_pipe_stop() flushes it and
+ * ends pipelining. Both return 0, or a negative errno when the queue could
+ * not be sent or its answers not read (each request's cb got that error).
+ */
+#define KVIP_PIPE_MAX		64
+#define KVIP_PIPE_BYTES		(64 * 1024)
+
+typedef void (*kvip_pipe_cb)(void *cookie, int err, void *arg);
+int kvip_pipe_start(struct kvip *k, unsigned int window, kvip_pipe_cb cb,
+		    void *arg);
+void kvip_pipe_cookie(struct kvip *k, void *cookie);
+int kvip_pipe_flush(struct kvip *k);
+int kvip_pipe_stop(struct kvip *k);
+
+/*
  * KVIP_CMD_NEW_SERVICE (add: -EEXIST if the name exists) and
  * KVIP_CMD_REPLACE_SERVICE (create, or replace protocol, flags and frontends;
  * the endpoint set is kept unless svc->has_endpoints).
@@ -153,6 +185,12 @@ int kvip_flush(struct kvip *k);
  */
 int kvip_set_endpoints(struct kvip *k, const char *name,
 		       const struct kvip_endpoint *eps, size_t n);
+/*
+ * Whether kvip_set_endpoints() sends this set in one message; then
+ * kvip_service_add() can carry it as well (svc->has_endpoints).
+ */
+bool kvip_endpoints_fit(const struct kvip *k, const char *name,
+			const struct kvip_endpoint *eps, size_t n);
 
 /*
  * Dump every service (name == NULL) or only one (dump with a KVIP_A_NAME

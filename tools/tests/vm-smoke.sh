@@ -462,6 +462,148 @@ kvipctl: line 3: service add b/1: File exists: service exists" \
 run service show -j
 [[ "$out" == *'"b/2"'* ]] && ok "-force ran the later lines" || not_ok "-force state: $out"
 
+# ------------------------------------- batch: merged and pipelined ----
+
+# A batch runs `service add X` + `endpoints set X` as one request (without
+# -force) and pipelines requests (with -force); neither may change what a
+# batch does or which line an error names.
+#
+# pairs N: N services m/svc-I, each an add and a set line (lines 2I+1 and
+# 2I+2): tcp/udp, 1 to 4 endpoints with weights and flags, every fifth an
+# IPv6 one more; m/svc-1234's 1,500 endpoints take several messages.
+pairs() {
+	awk -v n="$1" 'BEGIN {
+		split("|@2|,local|@0,notserving", v, "|")
+		for (i = 0; i < n; i++) {
+			printf "service add m/svc-%d proto %s clusterip 10.100.%d.%d:80\n",
+				i, i % 3 ? "tcp" : "udp", int((i + 1) / 256), (i + 1) % 256
+			printf "endpoints set m/svc-%d", i
+			ne = i == 1234 ? 1500 : 1 + i % 4
+			for (j = 0; j < ne; j++)
+				printf " 10.%d.%d.%d:%d%s", 200 + int(j / 256), int(i / 256), i % 256,
+					8000 + j % 256, v[j % 4 + 1]
+			if (i % 5 == 0)
+				printf " [fd00::%x]:8080@3,terminating,notready", i + 1
+			printf "\n"
+		}
+	}'
+}
+
+# batch_state DESC FILE LAST [FAILED...]: the table is what FILE's lines 1 to
+# LAST (0: all) make, leaving out the FAILED ones.
+batch_state() {
+	local desc=$1
+	shift
+	k service show -j >"$TMP/json"
+	if $PY - "$TMP/json" "$@" >"$TMP/pyout" 2>&1 <<'PYEOF'; then
+import json, sys
+dump = json.load(open(sys.argv[1]))
+lines = open(sys.argv[2]).read().split("\n")
+last = int(sys.argv[3]) or len(lines)
+failed = {int(x) for x in sys.argv[4:]}
+FLAGS = {"local": ("local", True), "terminating": ("terminating", True),
+         "notready": ("ready", False), "notserving": ("serving", False)}
+
+def ep(s):
+    parts = s.split(",")
+    ap, _, weight = parts[0].partition("@")
+    addr, _, port = ap.rpartition(":")
+    flags = {"ready", "serving"}
+    for f in parts[1:]:
+        name, on = FLAGS[f]
+        (flags.add if on else flags.discard)(name)
+    return (addr.strip("[]"), int(port), int(weight or 1), sorted(flags))
+
+want = {}
+for n, line in enumerate(lines[:last], 1):
+    w = line.split()
+    if not w or n in failed:
+        continue
+    if w[:2] == ["service", "add"]:
+        assert w[2] not in want, "line %d: %s exists" % (n, w[2])
+        fe = w[6].rpartition(":")
+        want[w[2]] = (w[4], [(w[5], fe[0], int(fe[2]))], [])
+    elif w[:2] == ["endpoints", "set"]:
+        want[w[2]][2][:] = [ep(x) for x in w[3:]]
+got = {s["name"]: (s["proto"],
+                   [(f["type"], f.get("address"), f["port"]) for f in s["frontends"]],
+                   [(e["address"], e["port"], e["weight"], sorted(e["flags"]))
+                    for e in s["endpoints"]])
+       for s in dump}
+if got != want:
+    print("%d services, want %d" % (len(got), len(want)))
+    print("missing:", sorted(set(want) - set(got))[:5])
+    print("extra:", sorted(set(got) - set(want))[:5])
+    bad = [x for x in want if x in got and got[x] != want[x]]
+    for x in bad[:3]:
+        print(x, "got", got[x], "want", want[x])
+    sys.exit(1)
+PYEOF
+		ok "$desc"
+	else
+		not_ok "$desc"
+		diag "$(head -c 2000 "$TMP/pyout")"
+	fi
+}
+
+# timed_load DESC ARGS...: kvipctl ARGS must succeed silently; timed.
+timed_load() {
+	local desc=$1
+	shift
+	{ time k "$@" >"$TMP/out" 2>"$TMP/err"; } 2>"$TMP/time"
+	rc=$?
+	diag "  $(cat "$TMP/time")"
+	[[ $rc == 0 && ! -s "$TMP/err" && ! -s "$TMP/out" ]] && ok "$desc" ||
+		not_ok "$desc: rc=$rc $(head -3 "$TMP/err")"
+}
+
+expect_ok "flush" flush
+pairs 2000 >"$TMP/pairs"
+diag "-batch of 2,000 service add + endpoints set pairs:"
+timed_load "2,000 merged pairs load" -batch "$TMP/pairs"
+batch_state "the dump equals the 2,000 pairs" "$TMP/pairs" 0
+show_json m/svc-7
+py "a merged add + set has its endpoints" '
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert [(e["address"], e["port"], e["weight"]) for e in s[0]["endpoints"]] == [
+	("10.200.0.7", 8000, 1), ("10.200.0.7", 8001, 2),
+	("10.200.0.7", 8002, 1), ("10.200.0.7", 8003, 0)], s
+'
+expect_ok "flush" flush
+diag "-force -batch of the same (pipelined):"
+timed_load "2,000 pairs load pipelined" -force -batch "$TMP/pairs"
+batch_state "the dump equals the 2,000 pairs (-force)" "$TMP/pairs" 0
+
+# Failures: line 2002 (m/svc-1000's set) lists an endpoint twice; line 3001
+# adds m/svc-1500 on m/svc-0's frontend, so its set (3002) finds no service.
+# The last line shows a service: it must see every line before it.
+expect_ok "flush" flush
+awk 'NR == 2002 { print "endpoints set m/svc-1000 10.9.9.9:80 10.9.9.9:80"; next }
+     NR == 3001 { print "service add m/svc-1500 proto udp clusterip 10.100.0.1:80"; next }
+     { print } END { print "service show m/svc-1999 -j" }' "$TMP/pairs" >"$TMP/pfail"
+expect 1 "kvipctl: line 2002: endpoints set m/svc-1000: File exists: endpoint 10.9.9.9:80 listed twice" \
+	"batch stops at a failed set merged with its add, naming its line" \
+	-batch "$TMP/pfail"
+[[ -z "$out" ]] && ok "nothing after the failed line ran" ||
+	not_ok "the show at the end ran: $(head -c 200 <<<"$out")"
+batch_state "lines 1-2001 applied (m/svc-1000 without endpoints), 2002 on not" \
+	"$TMP/pfail" 2002 2002
+expect_ok "flush" flush
+expect 1 "kvipctl: line 2002: endpoints set m/svc-1000: File exists: endpoint 10.9.9.9:80 listed twice
+kvipctl: line 3001: service add m/svc-1500: File exists: frontend 10.100.0.1:80/udp is used by service 'm/svc-0'
+kvipctl: line 3002: endpoints set m/svc-1500: No such file or directory: no such service" \
+	"-force: every failure named by its line, in order" \
+	-force -batch "$TMP/pfail"
+batch_state "-force: every other line applied" "$TMP/pfail" 0 2002 3001 3002
+printf '%s\n' "$out" >"$TMP/json"
+py "-force: the show ran after every line before it" '
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s[0]["name"] == "m/svc-1999" and len(s[0]["endpoints"]) == 4, s
+'
+expect_ok "flush" flush
+
 printf '%s\n' 'service add c/1 proto tcp clusterip 10.98.0.1:80' \
 	'service add c/2 proto tcp clusterip 10.98.0.2:0' >"$TMP/bsyntax"
 expect 2 "kvipctl: line 2: invalid port '0'" "batch syntax error" \
