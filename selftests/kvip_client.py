@@ -9,7 +9,8 @@ and checks the reply of kvip_server.py ("NAME LOCAL PEER PAYLOAD"):
   * the socket's peer (getpeername) is ADDR:PORT, the VIP;
   * the payload comes back unchanged;
   * PEER, the client address the backend saw, is this socket's own
-    address (no SNAT on the way);
+    address (no SNAT on the way; the port may differ when the NAT core
+    had to pick another one to keep a reply tuple unique);
   * LOCAL, where the request landed, is not the VIP (it was translated).
 
 Prints a summary and one "KEY COUNT" line per backend (KEY = NAME, LOCAL
@@ -39,6 +40,11 @@ import sys
 import time
 
 STATUSES = ("ok", "refused", "timeout", "unreachable", "error")
+
+
+def host_of(addrport):
+    """The address of "ADDR:PORT" or "[ADDR]:PORT"."""
+    return addrport.rsplit(":", 1)[0].strip("[]")
 
 
 def fmt_addr(addr):
@@ -98,7 +104,10 @@ class Client:
         if echo != payload:
             return None, "payload %r came back as %r" % (payload, echo)
         me = fmt_addr(sock.getsockname())
-        if peer != me and not self.args.snat:
+        # The address only: to keep reply tuples unique, the NAT core may
+        # give a new connection another source port (when an earlier one,
+        # say in TIME_WAIT, had the same reply tuple). That is no SNAT.
+        if host_of(peer) != host_of(me) and not self.args.snat:
             return None, "backend %s saw client %s, expected %s (SNAT?)" % (
                 name, peer, me)
         if local == self.vip:
@@ -109,7 +118,7 @@ class Client:
             return None, "reply came from %s, not the VIP %s" % (got, self.vip)
         key = {"name": name, "endpoint": local,
                "both": "%s@%s" % (name, local),
-               "peer": peer.rsplit(":", 1)[0].strip("[]")}[self.args.tally]
+               "peer": host_of(peer)}[self.args.tally]
         return key, None
 
     def one(self, seq):
