@@ -40,6 +40,11 @@ if [[ "${KVIP_FUZZ_LONG:-0}" == 1 ]]; then
 		count=100000
 	fi
 fi
+# A hung request is one unanswered for 10 s; on a debug kernel under TCG
+# a busy host made a bigset take longer (a check-debug run), so 60 there.
+if zgrep -Eq '^CONFIG_(KASAN|PROVE_LOCKING)=y' /proc/config.gz 2>/dev/null; then
+	export KVIP_FUZZ_REPLY_TIMEOUT=${KVIP_FUZZ_REPLY_TIMEOUT:-60}
+fi
 count=${KVIP_FUZZ_COUNT:-${count:-20000}}
 procs=${KVIP_FUZZ_PROCS:-2}
 seed=${KVIP_FUZZ_SEED:-$((RANDOM * 32768 + RANDOM))}
