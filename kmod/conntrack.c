@@ -15,17 +15,21 @@
  *    before, e.g. while it had no endpoint, are not translated);
  *  - a deleted service: delete the entries towards its frontends.
  *
- * The walks run synchronously in the netlink request (process context,
- * kvip_net.lock held), after the change is published and a grace period:
- * a packet that chose with the old state while it was being published has
- * had its entry confirmed by then (forwarded packets: within the same
- * softirq), so the walk sees it. nf_ct_iterate_cleanup_net() may sleep,
- * and doing it
- * before the reply means a controller that saw its change acknowledged
- * knows the stale entries are gone (kube-proxy also flushes inside its
- * sync). A walk visits the whole conntrack table once per change, however
- * many endpoints left; changes of TCP services, and changes that remove
- * nothing, cost nothing. A dying netns is not walked: its entries go with it.
+ * A change only notes what to delete (a job: the service's frontends, the
+ * endpoints gone) and kicks the netns's worker; the request is answered
+ * without waiting. Deleting means walking the whole conntrack table
+ * (nf_ct_iterate_cleanup_net(), up to millions of entries, and it sleeps):
+ * done in the request, under kvip_net.lock, it made one endpoint change cost
+ * O(conntrack table), stalled every other writer and dump of the netns
+ * meanwhile, and a batch of n changes walked n times. The worker takes all
+ * jobs queued so far, waits for a grace period (a packet that chose with
+ * the old state while it was being published has had its entry confirmed
+ * by then; forwarded packets: within the same softirq), and deletes for all
+ * of them in one walk: the cost grows with the changes, and the table is
+ * walked at most once per batch of them. kube-proxy, too, deletes entries
+ * after its rules are in place, not as part of applying them. Changes of
+ * TCP services, and changes that remove nothing, queue nothing. A dying
+ * netns is not walked: its entries go with it.
  *
  * Also here: the optional hook that drops ct-INVALID packets of service
  * flows (KVIP_CONFIG_A_DROP_INVALID).
@@ -36,18 +40,12 @@
 #include <linux/netfilter_ipv6.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
+#include <linux/workqueue.h>
 #include <net/netfilter/nf_conntrack.h>
 #include <net/netfilter/nf_conntrack_core.h>
 #include <net/netfilter/nf_conntrack_zones.h>
 
 #include "kvip_core.h"
-
-/* Frontend keys of deleted services, until kvip_ct_commit(). */
-struct kvip_ct_pending {
-	u32 count;
-	u32 cap;
-	struct kvip_fe_key key[];
-};
 
 /* An endpoint as conntrack sees it in the reply tuple. */
 struct kvip_ct_ep {
@@ -57,14 +55,31 @@ struct kvip_ct_ep {
 	u8 serving;
 };
 
+/*
+ * What one change asks to delete: entries towards @fe (node ports have
+ * family 0) of the families in @any whatever their endpoint, and of the
+ * other families those whose reply source is in @gone (sorted).
+ */
+struct kvip_ct_job {
+	struct list_head list;		/* kvip_net.ct_jobs */
+	struct kvip_fe_key *fe;
+	struct kvip_ct_ep *gone;
+	u32 nfe;
+	u32 ngone;
+	u8 any;				/* BIT(kvip_fam_index()) */
+};
+
+/* A frontend of a job, in the index of one walk (sorted by key). */
+struct kvip_ct_rule {
+	struct kvip_fe_key key;
+	const struct kvip_ct_job *job;
+};
+
 struct kvip_ct_match {
 	struct kvip_net *kn;
-	const struct kvip_fe_key *fe;	/* sorted */
-	u32 nfe;
-	bool nodeports;			/* some of fe are node ports */
-	u8 families;			/* BIT(kvip_fam_index()) */
-	const struct kvip_ct_ep *gone;	/* sorted; NULL: any endpoint */
-	u32 ngone;
+	const struct kvip_ct_rule *rule;	/* sorted by key */
+	u32 nrule;
+	bool nodeports;			/* some rules are node ports */
 };
 
 static int kvip_ct_key_cmp(const void *a, const void *b)
@@ -84,29 +99,57 @@ static bool kvip_ct_udp_sctp(u8 proto)
 	return proto == IPPROTO_UDP || proto == IPPROTO_SCTP;
 }
 
-static bool kvip_ct_is_frontend(const struct kvip_ct_match *m,
-				const struct nf_conntrack_tuple *t, u8 family)
+/* Does @job ask for the entry of @family whose endpoint is @ep? */
+static bool kvip_ct_job_hit(const struct kvip_ct_job *job, u8 family,
+			    const struct kvip_ct_ep *ep)
+{
+	if (job->any & BIT(kvip_fam_index(family)))
+		return true;
+	return job->ngone && bsearch(ep, job->gone, job->ngone, sizeof(*ep),
+				     kvip_ct_ep_cmp);
+}
+
+/* The index of the first rule whose key is not below @key. */
+static u32 kvip_ct_lower_bound(const struct kvip_ct_match *m,
+			       const struct kvip_fe_key *key)
+{
+	u32 lo = 0, hi = m->nrule, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (kvip_ct_key_cmp(&m->rule[mid].key, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Does a job with the frontend @key ask for the entry? */
+static bool kvip_ct_rules_hit(const struct kvip_ct_match *m,
+			      const struct kvip_fe_key *key, u8 family,
+			      const struct kvip_ct_ep *ep)
+{
+	u32 i;
+
+	for (i = kvip_ct_lower_bound(m, key); i < m->nrule; i++) {
+		if (kvip_ct_key_cmp(&m->rule[i].key, key))
+			break;
+		if (kvip_ct_job_hit(m->rule[i].job, family, ep))
+			return true;
+	}
+	return false;
+}
+
+static bool kvip_ct_node_address(const struct kvip_ct_match *m, u8 family,
+				 const union nf_inet_addr *addr)
 {
 	const struct kvip_config *cfg;
-	struct kvip_fe_key key;
 	bool ok;
 
-	memset(&key, 0, sizeof(key));
-	key.addr = t->dst.u3;
-	key.port = t->dst.u.all;
-	key.proto = t->dst.protonum;
-	key.family = family;
-	if (bsearch(&key, m->fe, m->nfe, sizeof(key), kvip_ct_key_cmp))
-		return true;
-	if (!m->nodeports)
-		return false;
-	memset(&key.addr, 0, sizeof(key.addr));
-	key.family = 0;
-	if (!bsearch(&key, m->fe, m->nfe, sizeof(key), kvip_ct_key_cmp))
-		return false;
 	rcu_read_lock();
 	cfg = rcu_dereference(m->kn->config);
-	ok = kvip_is_node_address(m->kn->net, cfg, family, &t->dst.u3);
+	ok = kvip_is_node_address(m->kn->net, cfg, family, addr);
 	rcu_read_unlock();
 	return ok;
 }
@@ -116,35 +159,123 @@ static int kvip_ct_iter(struct nf_conn *ct, void *data)
 {
 	const struct kvip_ct_match *m = data;
 	const struct nf_conntrack_tuple *orig, *reply;
+	struct kvip_fe_key key;
 	struct kvip_ct_ep ep;
 	u8 family = nf_ct_l3num(ct);
 
-	if (!(m->families & BIT(kvip_fam_index(family))))
-		return 0;
 	orig = &ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple;
-	if (!kvip_ct_is_frontend(m, orig, family))
+	if (!kvip_ct_udp_sctp(orig->dst.protonum))
 		return 0;
-	if (!m->gone)
-		return 1;
 	reply = &ct->tuplehash[IP_CT_DIR_REPLY].tuple;
 	memset(&ep, 0, sizeof(ep));
 	ep.addr = reply->src.u3;
 	ep.port = reply->src.u.all;
 	ep.family = family;
-	return !!bsearch(&ep, m->gone, m->ngone, sizeof(ep), kvip_ct_ep_cmp);
+
+	memset(&key, 0, sizeof(key));
+	key.addr = orig->dst.u3;
+	key.port = orig->dst.u.all;
+	key.proto = orig->dst.protonum;
+	key.family = family;
+	if (kvip_ct_rules_hit(m, &key, family, &ep))
+		return 1;
+	if (!m->nodeports)
+		return 0;
+	memset(&key.addr, 0, sizeof(key.addr));
+	key.family = 0;
+	return kvip_ct_rules_hit(m, &key, family, &ep) &&
+	       kvip_ct_node_address(m, family, &orig->dst.u3);
 }
 
-static void kvip_ct_walk(struct kvip_ct_match *m)
+static void kvip_ct_job_free(struct kvip_ct_job *job)
 {
-	struct nf_ct_iter_data d = {
-		.net = m->kn->net,
-		.data = m,
-	};
+	kvfree(job->fe);
+	kvfree(job->gone);
+	kfree(job);
+}
+
+/* Rules for frontends [@from, @from + @n) of @job. */
+static void kvip_ct_rules_fill(struct kvip_ct_rule *rule,
+			       const struct kvip_ct_job *job, u32 from, u32 n)
+{
 	u32 i;
 
-	for (i = 0; i < m->nfe; i++)
-		m->nodeports |= !m->fe[i].family;
+	for (i = 0; i < n; i++) {
+		rule[i].key = job->fe[from + i];
+		rule[i].job = job;
+	}
+}
+
+static int kvip_ct_rule_cmp(const void *a, const void *b)
+{
+	return kvip_ct_key_cmp(a, b);
+}
+
+static void kvip_ct_walk(struct kvip_net *kn, struct kvip_ct_rule *rule,
+			 u32 n)
+{
+	struct kvip_ct_match m = { .kn = kn, .rule = rule, .nrule = n };
+	struct nf_ct_iter_data d = { .net = kn->net, .data = &m };
+	u32 i;
+
+	sort(rule, n, sizeof(*rule), kvip_ct_rule_cmp, NULL);
+	for (i = 0; i < n; i++)
+		m.nodeports |= !rule[i].key.family;
 	nf_ct_iterate_cleanup_net(kvip_ct_iter, &d);
+}
+
+/*
+ * All of @jobs in one walk; without memory for their joint index, one walk
+ * per few frontends of each job.
+ */
+static void kvip_ct_run(struct kvip_net *kn, struct list_head *jobs)
+{
+	struct kvip_ct_rule *rule, few[8];
+	struct kvip_ct_job *job;
+	size_t total = 0;
+	u32 i, n;
+
+	list_for_each_entry(job, jobs, list)
+		total += job->nfe;
+	rule = kvmalloc_array(total, sizeof(*rule), GFP_KERNEL | __GFP_NOWARN);
+	if (rule) {
+		total = 0;
+		list_for_each_entry(job, jobs, list) {
+			kvip_ct_rules_fill(rule + total, job, 0, job->nfe);
+			total += job->nfe;
+		}
+		kvip_ct_walk(kn, rule, total);
+		kvfree(rule);
+		return;
+	}
+	list_for_each_entry(job, jobs, list) {
+		for (i = 0; i < job->nfe; i += n) {
+			n = min_t(u32, job->nfe - i, ARRAY_SIZE(few));
+			kvip_ct_rules_fill(few, job, i, n);
+			kvip_ct_walk(kn, few, n);
+		}
+	}
+}
+
+static void kvip_ct_work(struct work_struct *work)
+{
+	struct kvip_net *kn = container_of(work, struct kvip_net, ct_work);
+	struct kvip_ct_job *job, *tmp;
+	LIST_HEAD(jobs);
+
+	/* Whatever the requests queued so far; they have published. */
+	mutex_lock(&kn->lock);
+	list_splice_init(&kn->ct_jobs, &jobs);
+	mutex_unlock(&kn->lock);
+	if (list_empty(&jobs))
+		return;
+	/* A dying netns loses its entries anyway. */
+	if (check_net(kn->net) && nf_conntrack_count(kn->net)) {
+		synchronize_net();	/* no DNAT hook still uses the old state */
+		kvip_ct_run(kn, &jobs);
+	}
+	list_for_each_entry_safe(job, tmp, &jobs, list)
+		kvip_ct_job_free(job);
 }
 
 /* Is there anything to clean in this netns at all? */
@@ -154,19 +285,30 @@ static bool kvip_ct_worth(struct kvip_net *kn)
 	return kn->hooked && check_net(kn->net) && nf_conntrack_count(kn->net);
 }
 
-/* The sorted frontend keys of @svc, or NULL. */
-static struct kvip_fe_key *kvip_ct_svc_keys(const struct kvip_service *svc)
+static void kvip_ct_queue(struct kvip_net *kn, struct kvip_ct_job *job)
 {
-	struct kvip_fe_key *keys;
+	list_add_tail(&job->list, &kn->ct_jobs);
+	queue_work(system_unbound_wq, &kn->ct_work);
+}
+
+/* A job for the frontends of @svc, or NULL. */
+static struct kvip_ct_job *kvip_ct_job_alloc(const struct kvip_service *svc)
+{
+	struct kvip_ct_job *job;
 	u32 i;
 
-	keys = kvmalloc_array(svc->nfe, sizeof(*keys), KVIP_GFP);
-	if (!keys)
+	job = kzalloc(sizeof(*job), KVIP_GFP);
+	if (!job)
 		return NULL;
+	job->fe = kvmalloc_array(svc->nfe, sizeof(*job->fe), KVIP_GFP);
+	if (!job->fe) {
+		kfree(job);
+		return NULL;
+	}
 	for (i = 0; i < svc->nfe; i++)
-		keys[i] = svc->fe[i]->key;
-	sort(keys, svc->nfe, sizeof(*keys), kvip_ct_key_cmp, NULL);
-	return keys;
+		job->fe[i] = svc->fe[i]->key;
+	job->nfe = svc->nfe;
+	return job;
 }
 
 static void kvip_ct_ep_from(struct kvip_ct_ep *c, const struct kvip_ep *ep)
@@ -233,14 +375,23 @@ static u8 kvip_ct_ready_families(const struct kvip_endpoints *eps)
 	return mask;
 }
 
+/*
+ * Best effort, like conntrack(8) in kube-proxy: without memory for the job
+ * the change stands and its stale entries time out.
+ */
+static void kvip_ct_no_memory(const struct kvip_service *svc)
+{
+	pr_warn_ratelimited("no memory to clean up conntrack entries of %s\n",
+			    svc->name);
+}
+
 void kvip_ct_endpoints_changed(struct kvip_net *kn,
 			       const struct kvip_service *svc,
 			       const struct kvip_endpoints *old,
 			       const struct kvip_endpoints *new)
 {
-	struct kvip_ct_match m = { .kn = kn, .nfe = svc->nfe };
-	struct kvip_fe_key *keys;
 	struct kvip_ct_ep *gone = NULL;
+	struct kvip_ct_job *job;
 	u8 fresh = 0;
 	u32 n = 0;
 
@@ -259,25 +410,18 @@ void kvip_ct_endpoints_changed(struct kvip_net *kn,
 	}
 	if (!n && !fresh)
 		goto out;
-
-	keys = kvip_ct_svc_keys(svc);
-	if (!keys)
+	job = kvip_ct_job_alloc(svc);
+	if (!job) {
+		kvip_ct_no_memory(svc);
 		goto out;
-	m.fe = keys;
-	synchronize_net();	/* no DNAT hook still using @old */
-	if (fresh) {
-		/* Any entry of those families, whatever its reply source. */
-		m.families = fresh;
-		kvip_ct_walk(&m);
 	}
+	job->any = fresh;
 	if (n) {
-		m.families = 3 & ~fresh;
-		m.gone = gone;
-		m.ngone = n;
-		if (m.families)
-			kvip_ct_walk(&m);
+		job->gone = gone;
+		job->ngone = n;
+		gone = NULL;
 	}
-	kvfree(keys);
+	kvip_ct_queue(kn, job);
 out:
 	kvfree(gone);
 }
@@ -285,46 +429,33 @@ out:
 void kvip_ct_service_deleted(struct kvip_net *kn,
 			     const struct kvip_service *svc)
 {
-	struct kvip_ct_pending *p = kn->ct_pending, *np;
-	u32 i, cap;
+	struct kvip_ct_job *job;
 
 	if (!kvip_ct_udp_sctp(svc->proto) || !svc->nfe || !kvip_ct_worth(kn))
 		return;
-	if (!p || p->count + svc->nfe > p->cap) {
-		cap = max((p ? p->count : 0) + svc->nfe, 2 * (p ? p->cap : 8));
-		np = kvrealloc(p, p ? struct_size(p, key, p->cap) : 0,
-			       struct_size(p, key, cap), KVIP_GFP);
-		if (!np) {
-			pr_warn_ratelimited("no memory to clean up conntrack entries of %s\n",
-					    svc->name);
-			return;
-		}
-		if (!p)
-			np->count = 0;
-		np->cap = cap;
-		kn->ct_pending = np;
-		p = np;
+	job = kvip_ct_job_alloc(svc);
+	if (!job) {
+		kvip_ct_no_memory(svc);
+		return;
 	}
-	for (i = 0; i < svc->nfe; i++)
-		p->key[p->count++] = svc->fe[i]->key;
+	job->any = 3;
+	kvip_ct_queue(kn, job);
 }
 
-void kvip_ct_commit(struct kvip_net *kn)
+void kvip_ct_init(struct kvip_net *kn)
 {
-	struct kvip_ct_pending *p = kn->ct_pending;
-	struct kvip_ct_match m = { .kn = kn, .families = 3 };
+	INIT_LIST_HEAD(&kn->ct_jobs);
+	INIT_WORK(&kn->ct_work, kvip_ct_work);
+}
 
-	if (!p)
-		return;
-	kn->ct_pending = NULL;
-	if (kvip_ct_worth(kn)) {
-		sort(p->key, p->count, sizeof(p->key[0]), kvip_ct_key_cmp, NULL);
-		synchronize_net();	/* no DNAT hook still sees the frontends */
-		m.fe = p->key;
-		m.nfe = p->count;
-		kvip_ct_walk(&m);
-	}
-	kvfree(p);
+void kvip_ct_destroy(struct kvip_net *kn)
+{
+	/*
+	 * On module unload the netns lives on: what its table's deletion
+	 * queued is done before the code goes. A dying netns skips the walk.
+	 */
+	flush_work(&kn->ct_work);
+	WARN_ON_ONCE(!list_empty(&kn->ct_jobs));
 }
 
 /*

@@ -15,6 +15,7 @@
 #include <linux/netfilter.h>
 #include <linux/percpu.h>
 #include <linux/rhashtable-types.h>
+#include <linux/workqueue.h>
 #include <net/netlink.h>
 #include <net/netns/generic.h>
 
@@ -199,7 +200,8 @@ struct kvip_net {
 	u64 next_id;			/* kvip_service.id */
 	struct kvip_config __rcu *config;	/* never NULL */
 	struct kvip_affinity_table *affinity;	/* affinity.c */
-	struct kvip_ct_pending *ct_pending;	/* conntrack.c, lock held */
+	struct list_head ct_jobs;	/* conntrack.c, lock held */
+	struct work_struct ct_work;	/* conntrack.c: runs ct_jobs */
 	bool invalid_hooked;			/* conntrack.c, lock held */
 };
 
@@ -255,6 +257,7 @@ struct kvip_endpoints *kvip_endpoints_build(const struct kvip_ep *ep,
 void kvip_endpoints_replace(struct kvip_net *kn, struct kvip_service *svc,
 			    struct kvip_endpoints *eps);
 void kvip_endpoints_free(struct kvip_endpoints *eps);
+/* Only for a set with counters (eps->conns). */
 u64 kvip_endpoint_conns(const struct kvip_endpoints *eps, u32 i);
 void kvip_service_stats(const struct kvip_service *svc,
 			struct kvip_svc_stats *sum);
@@ -341,21 +344,21 @@ const struct kvip_ep *kvip_affinity_select(struct kvip_net *kn,
 /* Drop the service's reference to its counters (kvip_service_free()). */
 void kvip_affinity_release(struct kvip_service *svc);
 
-/* conntrack.c: conntrack hygiene after control-plane changes (may sleep) */
+/*
+ * conntrack.c: conntrack hygiene after control-plane changes. Under
+ * kvip_net.lock, after the change is published (endpoints) or before the
+ * service's frontends go (deletion), these queue the deletion of the
+ * entries the change made stale; a worker does it once the lock is free.
+ * kvip_ct_destroy() (pernet exit, after the table) waits for it.
+ */
 void kvip_ct_endpoints_changed(struct kvip_net *kn,
 			       const struct kvip_service *svc,
 			       const struct kvip_endpoints *old,
 			       const struct kvip_endpoints *new);
-/*
- * kvip_ct_service_deleted() notes a UDP or SCTP service's frontends while
- * they still exist (before kvip_service_unlink() removes them);
- * kvip_ct_commit() then deletes the entries towards all noted frontends
- * in one walk, after they are gone, so that no new entry is created
- * behind the walk. Called by table.c under kvip_net.lock.
- */
 void kvip_ct_service_deleted(struct kvip_net *kn,
 			     const struct kvip_service *svc);
-void kvip_ct_commit(struct kvip_net *kn);
+void kvip_ct_init(struct kvip_net *kn);
+void kvip_ct_destroy(struct kvip_net *kn);
 /*
  * Make the ct-INVALID drop hook registered iff the netns is hooked and
  * @drop_invalid: config.c calls it with the new setting before publishing

@@ -38,6 +38,7 @@ static int __net_init kvip_net_init(struct net *net)
 	INIT_LIST_HEAD(&kn->staged);
 	kn->net = net;
 	kn->gen = 1;
+	kvip_ct_init(kn);
 	err = kvip_config_init(kn);
 	if (err)
 		goto err_mutex;
@@ -65,6 +66,7 @@ static void __net_exit kvip_net_exit(struct net *net)
 	mutex_lock(&kn->lock);
 	kvip_table_destroy(kn);
 	mutex_unlock(&kn->lock);
+	kvip_ct_destroy(kn);
 	kvip_affinity_destroy(kn);
 	kvip_config_destroy(kn);
 	mutex_destroy(&kn->lock);

@@ -122,8 +122,6 @@ u64 kvip_endpoint_conns(const struct kvip_endpoints *eps, u32 i)
 	u64 sum = 0;
 	int cpu;
 
-	if (!eps->conns)
-		return 0;
 	c = kvip_endpoint_counter(eps, i);
 	for_each_possible_cpu(cpu)
 		sum += *per_cpu_ptr(c, cpu);
@@ -595,7 +593,6 @@ static void kvip_maybe_unhook(struct kvip_net *kn)
 void kvip_service_delete(struct kvip_net *kn, struct kvip_service *svc)
 {
 	kvip_service_unlink(kn, svc);
-	kvip_ct_commit(kn);
 	kvip_bump_gen(kn);
 	kvip_maybe_unhook(kn);
 }
@@ -608,7 +605,6 @@ void kvip_flush(struct kvip_net *kn)
 		kvip_service_unlink(kn, svc);
 		cond_resched();
 	}
-	kvip_ct_commit(kn);
 	kvip_bump_gen(kn);
 	kvip_maybe_unhook(kn);
 }
