@@ -38,19 +38,8 @@ endpoints set $SVC $(endpoints4 8080 1 2 3)
 EOF2
 
 # --- 1. an established connection survives the replace ---
-coproc HOLD { ip netns exec "$client" "$PYTHON" "$KVIP_CLIENT" --hold -t 5 "$VIP" 80 2>&1; }
-defer kill_wait "$HOLD_PID"
-hold_in=${HOLD[1]} hold_out=${HOLD[0]}
-
-# hold_send PAYLOAD: send a line on the held connection, print the reply.
-hold_send() {
-	local reply=""
-	echo "$1" >&"$hold_in" || return 1
-	read -r -t 20 reply <&"$hold_out"
-	echo "$reply"
-}
-
-reply1=$(hold_send before-replace)
+hold_start "$client" -t 5 "$VIP" 80
+reply1=$(hold_send before-replace 20)
 ktap_print_msg "held connection: $reply1"
 b1=${reply1%% *}
 ktap_check "held connection answered by an old endpoint" "reply '$reply1'" \
@@ -60,11 +49,11 @@ ktap_check "held connection answered by an old endpoint" "reply '$reply1'" \
 kvipctl_ns "$node" endpoints set "$SVC" $(endpoints4 8080 4 5 6 7) ||
 	ktap_exit_fail_msg "endpoints set failed"
 
-reply2=$(hold_send after-replace)
+reply2=$(hold_send after-replace 20)
 ktap_print_msg "held connection: $reply2"
 ktap_check "held connection still works, same backend ($b1) answers" \
 	"reply '$reply2'" matches "$reply2" "^$b1 .* after-replace$"
-exec {hold_in}>&-
+hold_stop
 
 out=$KVIP_TMP/new.out
 client_run "$out" "$client" -n 40 "$VIP" 80

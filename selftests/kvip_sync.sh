@@ -127,15 +127,7 @@ fi
 # Start the long-lived clients now, so that they start while the rest runs:
 # a held connection, and a client connecting every 20 ms.
 step "clients"
-coproc HOLD { ip netns exec "$client" "$PYTHON" "$KVIP_CLIENT" --hold -t 5 "$VIP" 80 2>&1; }
-defer kill_wait "$HOLD_PID"
-hold_in=${HOLD[1]} hold_out=${HOLD[0]}
-hold_send() {
-	local reply=""
-	echo "$1" >&"$hold_in" || return 1
-	read -r -t 60 reply <&"$hold_out"
-	echo "$reply"
-}
+hold_start "$client" -t 5 "$VIP" 80
 # The looping client is bash in the client namespace, connecting with
 # /dev/tcp (no exec per connection) and logging "START-TIME BACKEND".
 stop=$KVIP_TMP/stop clog=$KVIP_TMP/conns.log
@@ -166,7 +158,7 @@ ktap_check "12 connections reach backend1 and backend2" \
 
 # --- an established connection, then the endpoints change ---------------
 
-reply1=$(hold_send before)
+reply1=$(hold_send before 60)
 b1=${reply1%% *}
 ktap_check "a held connection is answered by backend1 or backend2" "reply '$reply1'" \
 	matches "$reply1" "^backend-[12] .* before$"
@@ -245,7 +237,7 @@ ok=0
 ktap_check "after the switch every new connection goes to backend3" \
 	"$n3 to backend3, $after later ones elsewhere ($total in all)" [ "$ok" = 1 ]
 
-reply2=$(hold_send after-change)
+reply2=$(hold_send after-change 60)
 ktap_check "the held connection to $b1 survives the change" "reply '$reply2'" \
 	matches "$reply2" "^$b1 .* after-change$"
 
@@ -275,14 +267,14 @@ ktap_check "a restarted sync changes nothing (same dump with counters, 0 netlink
 	"ops '$ops'; before: $before; after: $after_restart; log: $(grep -E 'msg="(read|sync)' "$SYNC_LOG")" \
 	[ "$ok" = 1 ]
 
-reply3=$(hold_send after-restart)
+reply3=$(hold_send after-restart 60)
 manual=$(ip netns exec "$node" "$KVIPCTL" service show manual 2>&1)
 [[ "$manual" == *"clusterip 10.96.0.99:80"* && "$manual" != *flags* ]] && manual=10.96.0.99
 ok=0
 [[ "$reply3" =~ ^$b1\ .*\ after-restart$ && "$manual" = 10.96.0.99 ]] && ok=1
 ktap_check "the held connection survives the restart; the hand-made service is untouched" \
 	"reply '$reply3'; manual: $manual" [ "$ok" = 1 ]
-exec {hold_in}>&-
+hold_stop
 
 # A managed service changed by hand is repaired (--resync-period 1).
 step "repair"

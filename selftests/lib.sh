@@ -15,6 +15,7 @@
 #                  endpoints4/endpoints6 PORT I...
 #   kvipctl        kvipctl_ns NS ARGS..., kvipctl_batch NS <<EOF
 #   traffic        client_run OUT NS ARGS... (kvip_client.py) -> R[], TALLY[]
+#                  hold_start NS ARGS..., hold_send LINE [S], hold_stop
 #   the table      kvip_json NS PY-EXPR..., kvip_count NS, kvip_dump_check NS
 #   checks         ktap_check DESC GOT CMD..., matches STR RE, at_least N CMD
 #
@@ -458,6 +459,32 @@ endpoints6() {
 }
 
 # ------------------------------------------------------------- traffic ----
+
+# hold_start NS ARGS...: one long-lived connection (kvip_client.py --hold
+# ARGS) from NS; hold_send LINE [TIMEOUT] sends a line on it and prints
+# the answer (nothing when none came within TIMEOUT s, default 30; status
+# 1 when the connection is gone); hold_stop closes it and waits for the
+# client. One at a time.
+hold_start() {
+	local ns=$1
+	shift
+	coproc KVIP_HOLD { ip netns exec "$ns" "$PYTHON" "$KVIP_CLIENT" --hold "$@" 2>&1; }
+	# Kept: bash unsets KVIP_HOLD* when the client exits.
+	kvip_hold_pid=$KVIP_HOLD_PID kvip_hold_in=${KVIP_HOLD[1]} kvip_hold_out=${KVIP_HOLD[0]}
+	defer kill_wait "$kvip_hold_pid"
+}
+
+hold_send() {
+	local reply=""
+	echo "$1" >&"$kvip_hold_in" 2>/dev/null || return 1
+	read -r -t "${2:-30}" reply <&"$kvip_hold_out"
+	echo "$reply"
+}
+
+hold_stop() {
+	exec {kvip_hold_in}>&-
+	kill_wait "$kvip_hold_pid"
+}
 
 # client_run OUT NS ARGS...: run kvip_client.py ARGS in NS, output and
 # errors into OUT; show OUT as diagnostics and parse it (client_parse).
