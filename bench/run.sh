@@ -67,10 +67,15 @@ mem_snapshot() {
 		VmallocUsed:) _m["vmalloc"]=$v ;;
 		esac
 	done </proc/meminfo
-	_m["cg"]=0
+	_m["cg"]=0 _m["cg_slab"]=0 _m["cg_percpu"]=0 _m["cg_sock"]=0
 	[[ -f /sys/fs/cgroup/bench-load/memory.stat ]] &&
 		while read -r k v; do
-			[[ $k == kernel ]] && _m["cg"]=$v
+			case $k in
+			kernel) _m["cg"]=$v ;;
+			slab_unreclaimable) _m["cg_slab"]=$v ;;
+			percpu) _m["cg_percpu"]=$v ;;
+			sock) _m["cg_sock"]=$v ;;
+			esac
 		done </sys/fs/cgroup/bench-load/memory.stat
 }
 
@@ -158,6 +163,9 @@ measure_change() {
 	p=$!
 	wait_file "$TMP/first" ready
 	nap 0.3
+	# What a conntrack walk in the change would visit.
+	row "$n" "$c" change_ct_entries \
+		"$(nsx $N cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo NA)"
 	t0=$(now_us)
 	change "$c" "$d" >/dev/null 2>"$TMP/err"
 	rc=$?
@@ -216,6 +224,10 @@ run_one() {
 		row "$n" "$c" "mem_${k}_kib" $((m1[$k] - m0[$k]))
 	done
 	row "$n" "$c" mem_cg_kernel_b $((m1[cg] - m0[cg]))
+	# Where the cgroup's kernel memory went (the rest: vmalloc, page tables).
+	for k in slab percpu sock; do
+		row "$n" "$c" "mem_cg_${k}_b" $((m1[cg_$k] - m0[cg_$k]))
+	done
 	if [[ $c == kvip-noeps ]]; then
 		unload "$c" "$d" >/dev/null 2>&1
 		return
