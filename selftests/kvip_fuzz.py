@@ -125,7 +125,7 @@ class Req:
     __slots__ = ("cmd", "name", "proto", "sflags", "fes", "eps", "has_eps",
                  "setf", "errs", "policy_err", "mut", "raw", "nlflags",
                  "dump", "must_fail", "no_reply", "either", "text",
-                 "semantic", "big", "tmo", "ranges", "cfg")
+                 "semantic", "big", "tmo", "ranges", "cfg", "parse_err")
 
     def __init__(self, cmd):
         self.cmd = cmd
@@ -141,6 +141,7 @@ class Req:
         self.setf = 0
         self.errs = set()       # errnos the contract allows for this request
         self.policy_err = False  # rejected by the genl core (policy)
+        self.parse_err = False  # rejected by kvip's own attribute parser
         self.mut = ""           # mutation tag
         self.raw = None
         self.nlflags = 0
@@ -729,7 +730,7 @@ class Fuzzer:
                     return              # the core rejected it: no change
                 if self.name_errs(q) or q.setf & ~3:
                     return              # refused before the lookup
-                if self.ep_errs(q) or q.setf & APPEND:
+                if q.parse_err or self.ep_errs(q) or q.setf & APPEND:
                     # parse error, or a failed APPEND: ends this socket's
                     # staged set only
                     if st[0] == conn.ident:
@@ -897,6 +898,12 @@ class Fuzzer:
                 attrs, q.mut = self.mutate_bytes(attrs, q)
                 q.must_fail = True
                 q.policy_err = True
+                if q.mut == "entrynonested":
+                    # The core validates a nested array's entries, not
+                    # their NLA_F_NESTED flag: kvip's parser rejects it,
+                    # and that ends this socket's staged set.
+                    q.policy_err = False
+                    q.parse_err = True
             elif m == 5:
                 cmd = r.choice((0, 9, 100, 255))
                 q.mut = "badcmd"
@@ -1339,6 +1346,8 @@ class Fuzzer:
                 self.find("mutated request accepted", q)
                 if self.use_model:
                     self.resync()
+            elif q.parse_err and self.use_model:
+                self.apply(q, conn, err)    # kvip saw it: staged set ends
             return
         if not self.use_model:
             return
