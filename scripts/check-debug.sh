@@ -77,19 +77,19 @@ kmemleak_scan() {
 	echo scan >"$KMEMLEAK"
 }
 
-# Seconds each test took on the debug kernel (two guests on a loaded host,
+# Seconds each test took on the debug kernel (two guests on an idle host,
 # 10 netns cycles; only the proportions matter). A test not listed counts
 # as 120.
 declare -A COST=(
-	[kvip_affinity.sh]=192 [kvip_bad_input.sh]=222 [kvip_clusterip_tcp.sh]=95
-	[kvip_config.sh]=251 [kvip_conntrack.sh]=183 [kvip_delete_empty.sh]=173
-	[kvip_endpoint_replace.sh]=192 [kvip_faults.sh]=281
-	[kvip_idle_netns.sh]=133 [kvip_ipv6.sh]=100 [kvip_lifecycle.sh]=281
-	[kvip_local_out.sh]=114 [kvip_masquerade.sh]=129 [kvip_monitor.sh]=106
-	[kvip_netns_cycle.sh]=190 [kvip_netns_isolation.sh]=127
-	[kvip_nodeport.sh]=146 [kvip_source_ranges.sh]=121
-	[kvip_stress.sh]=349 [kvip_sync.sh]=193 [kvip_traffic_policy.sh]=239
-	[kvip_udp_sctp.sh]=74 [kvip_weights.sh]=81
+	[kvip_affinity.sh]=168 [kvip_bad_input.sh]=111 [kvip_clusterip_tcp.sh]=62
+	[kvip_config.sh]=102 [kvip_conntrack.sh]=86 [kvip_delete_empty.sh]=107
+	[kvip_endpoint_replace.sh]=106 [kvip_faults.sh]=309
+	[kvip_idle_netns.sh]=97 [kvip_ipv6.sh]=107 [kvip_lifecycle.sh]=168
+	[kvip_local_out.sh]=75 [kvip_masquerade.sh]=120 [kvip_monitor.sh]=78
+	[kvip_netns_cycle.sh]=125 [kvip_netns_isolation.sh]=108
+	[kvip_nodeport.sh]=148 [kvip_source_ranges.sh]=115
+	[kvip_stress.sh]=321 [kvip_sync.sh]=146 [kvip_traffic_policy.sh]=173
+	[kvip_udp_sctp.sh]=82 [kvip_weights.sh]=78
 )
 
 # shard_tests DIR K N: the tests of guest K of N, longest first into the
