@@ -120,6 +120,15 @@ expect_out 0 'kvipctl *' --version
 [[ "$out" =~ ^kvipctl\ [0-9a-zA-Z.+-]+$ ]] && ok || not_ok "--version: $out"
 expect_out 0 'kvipctl *' -V
 
+# kvipctl sync runs kvipctl-sync from kvipctl's own directory, else from
+# PATH, and says so when there is none.
+expect_out 0 'Usage: kvipctl sync *' sync --help
+cp "$KVIPCTL" "$TMP/kvipctl"
+alone_err=$(PATH=/nonexistent "$TMP/kvipctl" sync --help 2>&1 >/dev/null)
+alone_rc=$?
+[[ $alone_rc == 1 && "$alone_err" == "kvipctl: sync: cannot run kvipctl-sync: No such file or directory" ]] &&
+	ok || not_ok "sync without kvipctl-sync: rc=$alone_rc: $alone_err"
+
 run
 [[ $rc == 2 && "$err" == "Usage: kvipctl"* && -z "$out" ]] && ok ||
 	not_ok "no arguments: rc=$rc"
