@@ -182,7 +182,7 @@ reqs=$KVIP_TMP/raw.req
 for c in "${raw_cases[@]}"; do
 	echo "${c##*;}" >>"$reqs"
 done
-mapfile -t raw_out < <(ip netns exec "$node" "$PYTHON" "$KVIP_NL" -b "$reqs" 2>&1 | grep -v '^MSG ')
+mapfile -t raw_out < <(py_ns "$node" "$KVIP_NL" -b "$reqs" 2>&1 | grep -v '^MSG ')
 i=0
 for c in "${raw_cases[@]}"; do
 	IFS=';' read -r desc errnos msg_re _ <<<"$c"

@@ -67,7 +67,7 @@ ktap_check "config show prints what was set (text)" "got $got" \
 	[ "$got" = "$want_text" ]
 
 # The kernel's own view, not only kvipctl's decoding of it.
-raw=$(ip netns exec "$a" "$PYTHON" "$KVIP_NL" get_config 2>&1)
+raw=$(py_ns "$a" "$KVIP_NL" get_config 2>&1)
 ktap_check "GET_CONFIG carries every setting (raw netlink)" "got $raw" \
 	matches "$raw" '"cluster_cidrs": \[\{"addr": "10\.244\.0\.0", "family": 2, "prefix": 16\}, \{"addr": "fd00:244::", "family": 10, "prefix": 56\}\].*"masquerade_all": 1'
 
@@ -78,7 +78,7 @@ ktap_check "setting one value keeps the others" "got $got" [ "$got" = "$want" ]
 
 # Atomic: one bad prefix in the second list, after a good first list.
 before=$(cfg "$a" -j)
-out=$(ip netns exec "$a" "$PYTHON" "$KVIP_NL" set_config \
+out=$(py_ns "$a" "$KVIP_NL" set_config \
 	'config={nodeport_addrs=[{family=inet addr=10.0.0.0 prefix=8}] cluster_cidrs=[{family=inet addr=10.0.0.0 prefix=8} {family=inet addr=10.1.0.1 prefix=16}] masquerade_all=1}' 2>&1)
 after=$(cfg "$a" -j)
 # refused OUT BEFORE AFTER ERRNO MSG-RE: an error, and no change.
@@ -90,7 +90,7 @@ ktap_check "a rejected SET_CONFIG (host bits in its 2nd list) changes nothing" \
 	refused "$out" "$before" "$after" EINVAL "prefix"
 many=""
 for ((i = 0; i < 65; i++)); do many+="{family=inet addr=10.$i.0.0 prefix=16} "; done
-out=$(ip netns exec "$a" "$PYTHON" "$KVIP_NL" set_config "config={cluster_cidrs=[$many] drop_invalid=0}" 2>&1)
+out=$(py_ns "$a" "$KVIP_NL" set_config "config={cluster_cidrs=[$many] drop_invalid=0}" 2>&1)
 after=$(cfg "$a" -j)
 ktap_check "65 cluster CIDRs: E2BIG, nothing changed" \
 	"reply: $out"$'\n'"before $before"$'\n'"after  $after" \

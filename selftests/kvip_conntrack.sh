@@ -162,7 +162,7 @@ EOF
 invalid_probe() {
 	local out=$KVIP_TMP/invalid.out
 
-	ip netns exec "$client" "$PYTHON" "$KVIP_TMP/invalid.py" \
+	py_ns "$client" "$KVIP_TMP/invalid.py" \
 		"${backends[0]}" "$VIP_TCP" >"$out" 2>&1
 	while read -r line; do
 		ktap_print_msg "$line"

@@ -468,7 +468,7 @@ old_svc=$(<"$P/max_services") old_ep=$(<"$P/max_endpoints")
 defer eval "echo $old_svc >$P/max_services; echo $old_ep >$P/max_endpoints"
 echo 5 >"$P/max_services"
 echo 200 >"$P/max_endpoints"
-out=$(ip netns exec "$fz" "$PYTHON" "$KVIP_NL" -b - 2>&1 <<'EOF2'
+out=$(py_ns "$fz" "$KVIP_NL" -b - 2>&1 <<'EOF2'
 flush
 new_service name=l/1 proto=tcp frontends=[{type=clusterip family=inet addr=10.97.0.1 port=80}]
 new_service name=l/2 proto=tcp frontends=[{type=clusterip family=inet addr=10.97.0.2 port=80}]
@@ -481,7 +481,7 @@ rc=$?
 ktap_check "5 services fit under max_services=5 after the faults" "exit $rc: $out" [ "$rc" = 0 ]
 eps=""
 for i in $(seq 1 100); do eps+="{family=inet addr=10.98.0.$i port=80} "; done
-out=$(ip netns exec "$fz" "$PYTHON" "$KVIP_NL" -b - 2>&1 <<EOF2
+out=$(py_ns "$fz" "$KVIP_NL" -b - 2>&1 <<EOF2
 set_endpoints name=l/1 endpoints=[$eps]
 set_endpoints name=l/2 endpoints=[$eps]
 EOF2
@@ -490,7 +490,7 @@ rc=$?
 ktap_check "200 endpoints fit under max_endpoints=200 after the faults" "exit $rc: $out" [ "$rc" = 0 ]
 echo "$old_svc" >"$P/max_services"
 echo "$old_ep" >"$P/max_endpoints"
-ip netns exec "$fz" "$PYTHON" "$KVIP_NL" flush >/dev/null
+py_ns "$fz" "$KVIP_NL" flush >/dev/null
 
 if ((leakcheck)); then
 	# kmemleak reports objects unreferenced for 5 s, found by two scans.

@@ -60,7 +60,7 @@ endpoints set default/web $(endpoints4 8080 1 2)
 EOF2
 
 fuzz() {
-	ip netns exec "$fnode" "$PYTHON" "$KVIP_SELFTESTS/kvip_fuzz.py" "$@"
+	py_ns "$fnode" "$KVIP_SELFTESTS/kvip_fuzz.py" "$@"
 }
 
 # The oracle must be able to fail: a model corrupted on purpose.

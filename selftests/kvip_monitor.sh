@@ -62,7 +62,7 @@ kvipctl_ns "$a" service replace default/m proto tcp clusterip 10.96.0.10:80 \
 	nodeport 30080 external-traffic-policy local ||
 	ktap_exit_fail_msg "service replace failed"
 ep() { echo "{family=inet addr=10.0.2.$1 port=80}"; }
-chunks=$(ip netns exec "$a" "$PYTHON" "$KVIP_NL" -b - 2>&1 <<EOF
+chunks=$(py_ns "$a" "$KVIP_NL" -b - 2>&1 <<EOF
 set_endpoints name=default/m set_flags=more endpoints=[$(ep 1)]
 set_endpoints name=default/m set_flags=append|more endpoints=[$(ep 2)]
 set_endpoints name=default/m set_flags=append endpoints=[$(ep 3)]

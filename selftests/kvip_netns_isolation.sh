@@ -35,7 +35,7 @@ args=()
 for i in 1 2 3; do
 	args+=(--netns "${abackends[i - 1]}=a-backend-$i" --netns "${bbackends[i - 1]}=b-backend-$i")
 done
-server_pid=$("$PYTHON" "$KVIP_SERVER" --daemon --port 8080 "${args[@]}") ||
+server_pid=$(py_ns "" "$KVIP_SERVER" --daemon --port 8080 "${args[@]}") ||
 	ktap_exit_fail_msg "servers did not start"
 defer kill_wait "$server_pid"
 

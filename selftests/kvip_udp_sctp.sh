@@ -29,7 +29,7 @@ ktap_set_plan 6
 sctp_skip=""
 if ! modprobe -q sctp 2>/dev/null && [[ ! -d /sys/module/sctp ]]; then
 	sctp_skip="sctp module not available"
-elif ! "$PYTHON" -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP)' 2>/dev/null; then
+elif ! py_ns "" -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP)' 2>/dev/null; then
 	sctp_skip="python3 cannot open SCTP sockets"
 fi
 protos=(-p udp --port 5353)

@@ -277,6 +277,78 @@ in_ns() {
 	nsenter --net="/run/netns/$ns" "$@"
 }
 
+# ------------------------------------------------------ python, forked ----
+
+# py_ns NS PROG ARGS...: run the python program PROG (a file, or -c CODE)
+# with ARGS in network namespace NS ("" for the test's own). It is forked
+# from one python that kvip_require starts (kvip_zygote.py): a python
+# start costs 1-3 s on the debug kernel, a fork ~0.05 s, and a request
+# reaches it through bash's /dev/tcp, without an exec. Its stdin is this
+# shell's (through /proc: a file, a pipe or a here-document; /dev/null for
+# what cannot be reopened, a socket), and so is its environment (the
+# exported variables). Its output goes to this shell's
+# stdout and stderr once it has ended: into one file when those are the
+# same (`>file 2>&1`), interleaved as written. Returns PROG's exit status,
+# 125 when the zygote cannot be reached.
+KVIP_PY_PORT=""
+KVIP_PY_SEQ=0
+
+# py_zygote_start: start kvip_zygote.py in the background (kvip_require
+# does); py_ns waits for it.
+py_zygote_start() {
+	[[ -n "${KVIP_PY_PID:-}" ]] && return 0
+	"$PYTHON" -S "$KVIP_SELFTESTS/kvip_zygote.py" --port-file "$KVIP_TMP/zygote.port" \
+		</dev/null >/dev/null 2>>"$KVIP_TMP/zygote.err" &
+	KVIP_PY_PID=$!
+	defer kill_wait "$KVIP_PY_PID"
+}
+
+py_zygote() {
+	local i
+	[[ -n "$KVIP_PY_PORT" ]] && return 0
+	py_zygote_start
+	for ((i = 0; i < 1200; i++)); do
+		if [[ -f "$KVIP_TMP/zygote.port" ]]; then
+			read -r KVIP_PY_PORT <"$KVIP_TMP/zygote.port"
+			return 0
+		fi
+		kill -0 "$KVIP_PY_PID" 2>/dev/null || break
+		nap 0.1
+	done
+	ktap_print_msg "kvip_zygote.py did not start: $(<"$KVIP_TMP/zygote.err")"
+	return 1
+}
+
+py_ns() {
+	local ns=$1 out err fd rc line names name env=()
+	shift
+	# Files of their own: a daemon it forks may write on.
+	out=$KVIP_TMP/py.$BASHPID.$((++KVIP_PY_SEQ)).out
+	err=${out%.out}.err
+	py_zygote || return 125
+	exec {fd}<>"/dev/tcp/127.0.0.1/$KVIP_PY_PORT" || return 125
+	[[ /proc/self/fd/1 -ef /proc/self/fd/2 ]] && err="="
+	mapfile -t names < <(compgen -e)
+	for name in "${names[@]}"; do env+=("$name=${!name}"); done
+	printf '%s\0' $((${#env[@]} + $# + 5)) "$ns" "/proc/$BASHPID/fd/0" "$out" "$err" \
+		"${#env[@]}" "${env[@]}" "$@" >&"$fd"
+	if ! read -r -u "$fd" rc || [[ ! "$rc" =~ ^[0-9]+$ ]]; then
+		rc=125
+	fi
+	exec {fd}>&-
+	[[ -f "$out" ]] || : >"$out"
+	[[ "$err" == "=" || -f "$err" ]] || : >"$err"
+	while IFS= read -r line || [[ -n "$line" ]]; do
+		printf '%s\n' "$line"
+	done <"$out"
+	if [[ "$err" != "=" ]]; then
+		while IFS= read -r line || [[ -n "$line" ]]; do
+			printf '%s\n' "$line"
+		done <"$err" >&2
+	fi
+	return "$rc"
+}
+
 # ------------------------------------------------------- prerequisites ----
 
 # checktool "CMD" "WHY": skip the test if CMD fails.
@@ -312,10 +384,11 @@ kvip_load() {
 	fi
 }
 
-# Standard preamble: root, kvipctl, module.
+# Standard preamble: root, kvipctl, module; py_ns's python starts meanwhile.
 kvip_require() {
 	[[ $EUID -eq 0 ]] || ktap_exit_skip "needs root"
 	[[ -x "$KVIPCTL" ]] || ktap_exit_fail_msg "no $KVIPCTL (build it first)"
+	py_zygote_start
 	kvip_load
 }
 
@@ -441,7 +514,7 @@ kvip_servers_tag() {
 	for ((i = 1; i <= ${#_b[@]}; i++)); do
 		args+=(--netns "${_b[i - 1]}=$prefix$i")
 	done
-	server_pid=$("$PYTHON" "$KVIP_SERVER" --daemon "${args[@]}" "$@") || return 1
+	server_pid=$(py_ns "" "$KVIP_SERVER" --daemon "${args[@]}" "$@") || return 1
 	defer kill_wait "$server_pid"
 }
 
@@ -495,7 +568,7 @@ client_run() {
 	local out=$1 ns=$2 rc
 	shift 2
 	((KVIP_VERBOSE)) && ktap_print_msg "[${ns%-*}] kvip_client.py $*"
-	in_ns "$ns" "$PYTHON" "$KVIP_CLIENT" "$@" >"$out" 2>&1
+	py_ns "$ns" "$KVIP_CLIENT" "$@" >"$out" 2>&1
 	rc=$?
 	show_file "$out"
 	client_parse "$out"
@@ -572,9 +645,7 @@ show_file() {
 # kvip_count NS: number of services in NS, from a raw netlink dump
 # (independent of kvipctl).
 kvip_count() {
-	in_ns "$1" "$PYTHON" -B -c "import sys
-sys.path.insert(0, '$KVIP_SELFTESTS')
-import kvip_nl
+	py_ns "$1" -c "import kvip_nl
 msgs = kvip_nl.KvipNl().request(kvip_nl.CMDS['get_service'], flags=kvip_nl.NLM_F_DUMP)
 print(len({m['name'] for m in msgs}))"
 }
@@ -583,9 +654,7 @@ print(len({m['name'] for m in msgs}))"
 # the contract (header once per service, continuations right after it,
 # endpoint counts right); prints "ok N-SERVICES" or the problem.
 kvip_dump_check() {
-	in_ns "$1" "$PYTHON" -B -c "import sys
-sys.path.insert(0, '$KVIP_SELFTESTS')
-import kvip_nl
+	py_ns "$1" -c "import kvip_nl
 try:
     print('ok', len(kvip_nl.KvipNl().services()))
 except kvip_nl.NlError as e:
@@ -613,7 +682,9 @@ def svc(name):
 	for e in "$@"; do
 		prog+="print($e)"$'\n'
 	done
-	in_ns "$ns" "$KVIPCTL" service show -j | "$PYTHON" -c "$prog"
+	local json=$KVIP_TMP/show.$BASHPID.json
+	in_ns "$ns" "$KVIPCTL" service show -j >"$json"
+	py_ns "" -c "$prog" <"$json"
 }
 
 # ------------------------------------------------- kernel memory (leaks) ----
