@@ -80,7 +80,7 @@ service replace $SVC proto tcp clusterip $VIP:80 nodeport $NP affinity clientip 
 endpoints set $SVC $B1
 EOF
 log=$KVIP_TMP/conns.log stop=$KVIP_TMP/stop
-ip netns exec "$client" "$PYTHON" "$KVIP_CLIENT" -n 0 -i 0.5 -t 2 \
+py_ns "$client" "$KVIP_CLIENT" -n 0 -i 0.5 -t 2 \
 	--stop-file "$stop" --log "$log" "$VIP" 80 >"$out" 2>&1 &
 bg=$!
 defer kill_wait "$bg"

@@ -102,7 +102,7 @@ ktap_check "the service has 10,000 endpoints" "show lists $n" [ "$n" = 10000 ]
 log=$KVIP_TMP/conns.log
 stop=$KVIP_TMP/stop
 out=$KVIP_TMP/bg.out
-ip netns exec "$client" "$PYTHON" "$KVIP_CLIENT" -n 0 -t 3 --stop-file "$stop" \
+py_ns "$client" "$KVIP_CLIENT" -n 0 -t 3 --stop-file "$stop" \
 	--log "$log" --tally endpoint "$VIP" 80 >"$out" 2>&1 &
 bg=$!
 defer kill_wait "$bg"

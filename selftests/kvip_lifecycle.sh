@@ -73,7 +73,7 @@ ktap_check "kvipctl service show -j lists all 1,001 services" "it lists '$n'" \
 mark=$(log_lines)
 log=$KVIP_TMP/conns.log
 stop=$KVIP_TMP/stop
-ip netns exec "$client" "$PYTHON" "$KVIP_CLIENT" -n 0 -t 1 --stop-file "$stop" \
+py_ns "$client" "$KVIP_CLIENT" -n 0 -t 1 --stop-file "$stop" \
 	--log "$log" "$VIP" 80 >"$KVIP_TMP/bg.out" 2>&1 &
 bg=$!
 defer kill_wait "$bg"

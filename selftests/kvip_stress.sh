@@ -793,7 +793,7 @@ role_bg() {	# NS ROLE ARGS...
 	local ns=$1 role=$2
 	shift 2
 	( kvip_memcg_enter
-	  exec ip netns exec "$ns" "$PYTHON" -S "$stress_py" "$role" \
+	  py_ns "$ns" "$stress_py" "$role" \
 		--report "$KVIP_TMP/$role.report" --gone "$gone" "$@" \
 		2>>"$KVIP_TMP/roles.err" ) &
 	pids+=($!)
@@ -822,7 +822,7 @@ others=("${pids[@]}")
 # The roles start up while the servers do.
 kvip_servers backend- --port 8080 || ktap_exit_fail_msg "servers did not start"
 client_bg() {	# NAME VIP TIMEOUT
-	ip netns exec "$client" "$PYTHON" "$KVIP_CLIENT" -n 0 -t "$3" \
+	py_ns "$client" "$KVIP_CLIENT" -n 0 -t "$3" \
 		--stop-file "$stop" --log "$KVIP_TMP/$1.log" "$2" 80 \
 		>"$KVIP_TMP/$1.out" 2>&1 &
 	pids+=($!)

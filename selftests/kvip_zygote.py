@@ -12,17 +12,20 @@ fork of itself, which costs some 0.05 s there.
   kvip_zygote.py --port-file FILE
 
 writes the loopback TCP port it listens on to FILE (whole, by a rename),
-and serves until its parent (the test) exits. Bash reaches it through /dev/tcp, so a
-request costs no exec either. One request per connection, NUL-terminated
-fields:
+and serves until its parent (the test) exits. Bash reaches it through
+/dev/tcp, so a request costs no exec either. One request per connection,
+NUL-terminated fields:
 
-  COUNT NETNS STDIN STDOUT STDERR NENV NAME=VALUE... PROG ARG...
+  COUNT CALLER NETNS STDOUT STDERR NENV NAME=VALUE... PROG ARG...
 
-COUNT is the number of fields after it; NETNS a name under /run/netns, or
-"" to stay in this one; STDIN, STDOUT and STDERR paths, STDERR "=" to
-share STDOUT's file; NENV NAME=VALUE fields are PROG's environment; PROG
-a python file, or "-c" with the program text as the first ARG. The answer is PROG's exit status and a newline, sent when
-it ends; the connection then closes.
+COUNT is the number of fields after it; CALLER the pid of the requesting
+shell; NETNS a name under /run/netns, or "" to stay in this one; STDOUT
+and STDERR paths, STDERR "=" to share STDOUT's file; the NENV NAME=VALUE
+fields are PROG's environment; PROG a python file, or "-c" with the
+program text as the first ARG. PROG runs as a command of CALLER would:
+with CALLER's stdin (reopened through /proc/CALLER/fd/0), environment and
+cgroup, and it is killed when this process goes. The answer is its exit
+status and a newline, sent when it ends; the connection then closes.
 """
 
 import ctypes
@@ -61,6 +64,22 @@ def setns(name):
             raise OSError(e, "setns %s: %s" % (name, os.strerror(e)))
     finally:
         os.close(fd)
+
+
+def join_cgroup(pid):
+    """Move into process PID's cgroup (v2), as a child of it would be."""
+    if not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return
+    try:
+        with open("/proc/%s/cgroup" % pid) as f:
+            theirs = [ln[3:].strip() for ln in f if ln.startswith("0::")]
+        with open("/proc/self/cgroup") as f:
+            mine = [ln[3:].strip() for ln in f if ln.startswith("0::")]
+    except OSError:
+        return
+    if theirs and theirs != mine:
+        with open("/sys/fs/cgroup%s/cgroup.procs" % theirs[0], "w") as f:
+            f.write("%d\n" % os.getpid())
 
 
 def read_request(conn):
@@ -116,15 +135,17 @@ def child(listener, conn, req, prepared):
     random.seed()
     status = 1
     try:
-        netns, stdin, stdout, stderr = req[:4]
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        caller, netns, stdout, stderr, nenv = req[:5]
         os.environ.clear()
-        for kv in req[5:5 + int(req[4])]:
+        for kv in req[5:5 + int(nenv)]:
             name, _, value = kv.partition("=")
             os.environ[name] = value
+        join_cgroup(caller)
         if netns:
             setns(netns)
         try:
-            redirect(stdin, 0, os.O_RDONLY)
+            redirect("/proc/%s/fd/0" % caller, 0, os.O_RDONLY)
         except OSError:
             # Closed, or not reopenable through /proc (a socket).
             redirect(os.devnull, 0, os.O_RDONLY)

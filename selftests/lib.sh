@@ -285,8 +285,8 @@ in_ns() {
 # start costs 1-3 s on the debug kernel, a fork ~0.05 s, and a request
 # reaches it through bash's /dev/tcp, without an exec. Its stdin is this
 # shell's (through /proc: a file, a pipe or a here-document; /dev/null for
-# what cannot be reopened, a socket), and so is its environment (the
-# exported variables). Its output goes to this shell's
+# what cannot be reopened, a socket), and so are its environment (the
+# exported variables) and cgroup; it dies with the test. Its output goes to this shell's
 # stdout and stderr once it has ended: into one file when those are the
 # same (`>file 2>&1`), interleaved as written. Returns PROG's exit status,
 # 125 when the zygote cannot be reached.
@@ -330,7 +330,7 @@ py_ns() {
 	[[ /proc/self/fd/1 -ef /proc/self/fd/2 ]] && err="="
 	mapfile -t names < <(compgen -e)
 	for name in "${names[@]}"; do env+=("$name=${!name}"); done
-	printf '%s\0' $((${#env[@]} + $# + 5)) "$ns" "/proc/$BASHPID/fd/0" "$out" "$err" \
+	printf '%s\0' $((${#env[@]} + $# + 5)) "$BASHPID" "$ns" "$out" "$err" \
 		"${#env[@]}" "${env[@]}" "$@" >&"$fd"
 	if ! read -r -u "$fd" rc || [[ ! "$rc" =~ ^[0-9]+$ ]]; then
 		rc=125
