@@ -44,7 +44,7 @@ service add default/a proto tcp clusterip 10.96.0.10:80
 endpoints set default/a 10.0.1.1:8080 10.0.1.2:8080@2
 service add default/b proto udp clusterip 10.96.0.11:53
 EOF
-before=$(ip netns exec "$node" "$KVIPCTL" service show -j; ip netns exec "$node" "$KVIPCTL" config show -j)
+before=$("$KVIPCTL" -n "$node" service show -j; "$KVIPCTL" -n "$node" config show -j)
 ktap_print_msg "table before: $before"
 
 # expect_cli DESC STATUS-RE MESSAGE-RE KVIPCTL-ARGS...: kvipctl in the node
@@ -53,7 +53,7 @@ ktap_print_msg "table before: $before"
 expect_cli() {
 	local desc=$1 want_rc=$2 want_msg=$3 msg rc args
 	shift 3
-	msg=$(ip netns exec "$node" "$KVIPCTL" "$@" 2>&1)
+	msg=$("$KVIPCTL" -n "$node" "$@" 2>&1)
 	rc=$?
 	args="$*"
 	((${#args} > 100)) && args="${args:0:100}..."
@@ -170,9 +170,9 @@ expect_cli "config set with a bad CIDR" 2 "invalid CIDR 'x'" \
 
 # The longest name works (and goes away again).
 max=$(printf 'm%.0s' {1..255})
-ip netns exec "$node" "$KVIPCTL" service add "$max" proto tcp clusterip 10.96.0.99:80 &&
+"$KVIPCTL" -n "$node" service add "$max" proto tcp clusterip 10.96.0.99:80 &&
 	lens=$(kvip_json "$node" "' '.join(str(len(x['name'])) for x in s)") &&
-	ip netns exec "$node" "$KVIPCTL" service del "$max"
+	"$KVIPCTL" -n "$node" service del "$max"
 ktap_check "kvipctl: a 255-byte name is accepted" "name lengths in the table: '$lens'" \
 	[ "$lens" = "9 9 255" ]
 
@@ -240,7 +240,7 @@ EOF
 		"got: $show" [ "$show" = "$before" ]
 fi
 
-after=$(ip netns exec "$node" "$KVIPCTL" service show -j; ip netns exec "$node" "$KVIPCTL" config show -j)
+after=$("$KVIPCTL" -n "$node" service show -j; "$KVIPCTL" -n "$node" config show -j)
 ktap_check "the table is unchanged after all of it" \
 	"before: $before"$'\n'"after:  $after" [ "$after" = "$before" ]
 

@@ -41,7 +41,7 @@ drop-invalid off'
 cfg() {
 	local ns=$1
 	shift
-	ip netns exec "$ns" "$KVIPCTL" config show "$@" 2>&1
+	"$KVIPCTL" -n "$ns" config show "$@" 2>&1
 }
 
 got=$(cfg "$a" -j)
@@ -138,7 +138,7 @@ got=$(kvip_json "$a" "json.dumps([svc('default/opt')[k] for k in ('flags', 'exte
 want='[["external_local", "internal_local", "affinity", "managed"], "local", "local", "clientip", 600, ["203.0.113.0/24", "2001:db8::/32"], true, 0]'
 ktap_check "service options round-trip through service show -j" \
 	"want $want"$'\n'"got  $got" [ "$got" = "$want" ]
-got=$(ip netns exec "$a" "$KVIPCTL" service show default/opt 2>&1 | sed -n 2p)
+got=$("$KVIPCTL" -n "$a" service show default/opt 2>&1 | sed -n 2p)
 ktap_check "service show prints every option" "got '$got'" \
 	[ "$got" = "  external-traffic-policy local  internal-traffic-policy local  affinity clientip timeout 600  source-ranges 203.0.113.0/24,2001:db8::/32  managed" ]
 kvipctl_ns "$a" service add default/dflt proto udp clusterip 10.96.0.11:53 affinity clientip ||

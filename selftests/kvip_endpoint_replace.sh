@@ -89,7 +89,7 @@ set_endpoints() {
 	ktap_print_msg "[${node%-*}] kvipctl endpoints set $SVC $first ... (10,000 endpoints, ${1##*/})"
 	t0=$(now_ms)
 	# shellcheck disable=SC2086 # the endpoint list
-	ip netns exec "$node" "$KVIPCTL" endpoints set "$SVC" $eps
+	"$KVIPCTL" -n "$node" endpoints set "$SVC" $eps
 	rc=$?
 	ktap_print_msg "took $(($(now_ms) - t0)) ms"
 	return $rc

@@ -58,7 +58,7 @@ EOF
 setup_web || ktap_exit_fail_msg "service setup failed"
 ktap_print_msg "[${node%-*}] kvipctl -batch services.batch (1,000 services, 2,000 lines)"
 t0=$(now_ms)
-ip netns exec "$node" "$KVIPCTL" -batch "$batch" || ktap_exit_fail_msg "batch failed"
+"$KVIPCTL" -n "$node" -batch "$batch" || ktap_exit_fail_msg "batch failed"
 ktap_print_msg "took $(($(now_ms) - t0)) ms"
 n=$(kvip_count "$node")
 ktap_check "1,001 services configured (netlink dump)" "dump has $n" [ "$n" = 1001 ]
@@ -107,7 +107,7 @@ ktap_check "connections were served before the unload, not translated after" \
 	[ "$bad_before/$ok_after/$((ok_before >= 20 && n_after >= 2))" = 0/0/1 ]
 ktap_check "no kernel warning from the unload" "see above" kernel_log_clean "$mark"
 
-msg=$(ip netns exec "$node" "$KVIPCTL" service show 2>&1)
+msg=$("$KVIPCTL" -n "$node" service show 2>&1)
 rc=$?
 ktap_print_msg "kvipctl without the module -> exit $rc: $msg"
 ktap_check "kvipctl without the module fails saying so" "exit $rc: $msg" \
@@ -126,7 +126,7 @@ ktap_check "after reload a new service carries traffic" \
 	[ "${R[ok]}|$(tally_keys)" = "20|backend-1 backend-2 backend-3" ]
 
 # --- 3. namespace deletion with 1,001 services and a live connection ---
-ip netns exec "$node" "$KVIPCTL" -batch "$batch" || ktap_exit_fail_msg "batch failed"
+"$KVIPCTL" -n "$node" -batch "$batch" || ktap_exit_fail_msg "batch failed"
 coproc HOLD { ip netns exec "$client" "$PYTHON" "$KVIP_CLIENT" --hold -t 5 "$VIP" 80 2>&1; }
 defer kill_wait "$HOLD_PID"
 echo held >&"${HOLD[1]}"
@@ -152,8 +152,8 @@ rc=$?
 kvip_load
 fresh=""
 setup_ns fresh || ktap_exit_fail_msg "netns setup failed"
-out=$(ip netns exec "$fresh" "$KVIPCTL" service add default/x proto tcp clusterip 10.96.0.1:80 2>&1 &&
-	ip netns exec "$fresh" "$KVIPCTL" service show 2>&1)
+out=$("$KVIPCTL" -n "$fresh" service add default/x proto tcp clusterip 10.96.0.1:80 2>&1 &&
+	"$KVIPCTL" -n "$fresh" service show 2>&1)
 ktap_print_msg "$out"
 ktap_check "afterwards the module unloads, loads and takes a service" \
 	"rmmod exit $rc, kvipctl said: $out" \

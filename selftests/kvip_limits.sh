@@ -40,10 +40,10 @@ gen_services() { # NS PREFIX N: N one-frontend services, VIPs 10.96.x.y
 	for ((i = 0; i < $3; i++)); do
 		cmds+="service add $2/s$i proto tcp clusterip 10.96.$((i / 250)).$((i % 250 + 1)):80"$'\n'
 	done
-	ip netns exec "$1" "$KVIPCTL" -batch - <<<"$cmds"
+	"$KVIPCTL" -n "$1" -batch - <<<"$cmds"
 }
 gen_services "$ns1" a 20 >/dev/null 2>&1
-err=$(ip netns exec "$ns1" "$KVIPCTL" service add a/s20 proto tcp clusterip 10.97.0.1:80 2>&1)
+err=$("$KVIPCTL" -n "$ns1" service add a/s20 proto tcp clusterip 10.97.0.1:80 2>&1)
 rc=$?
 ktap_print_msg "21st service: rc=$rc: $err"
 ktap_check "the 21st service of a netns fails with ENOSPC and names the limit" \
@@ -53,8 +53,8 @@ ktap_check "the netns keeps its 20 services" "got $(kvip_count "$ns1")" \
 gen_services "$ns2" b 20 >/dev/null 2>&1
 ktap_check "the limit is per netns: another one takes 20 too" \
 	"got $(kvip_count "$ns2")" [ "$(kvip_count "$ns2")" = 20 ]
-ip netns exec "$ns1" "$KVIPCTL" flush
-ip netns exec "$ns2" "$KVIPCTL" flush
+"$KVIPCTL" -n "$ns1" flush
+"$KVIPCTL" -n "$ns2" flush
 echo "$old_svc" >"$P/max_services"
 
 # ---- per-netns endpoint limit, single and multi-message sets
@@ -66,33 +66,33 @@ eps() { # N: N endpoints 10.1.x.y:80
 	done
 	echo "$out"
 }
-ip netns exec "$ns1" "$KVIPCTL" service add a/web proto tcp clusterip 10.96.0.10:80
+"$KVIPCTL" -n "$ns1" service add a/web proto tcp clusterip 10.96.0.10:80
 # shellcheck disable=SC2046
-ip netns exec "$ns1" "$KVIPCTL" endpoints set a/web $(eps 1000)
+"$KVIPCTL" -n "$ns1" endpoints set a/web $(eps 1000)
 n=$(kvip_json "$ns1" "len(s[0]['endpoints'])")
 ktap_check "1000 endpoints fit a limit of 1000" "got $n" [ "$n" = 1000 ]
 # shellcheck disable=SC2046
-err=$(ip netns exec "$ns1" "$KVIPCTL" endpoints set a/web $(eps 3000) 2>&1)
+err=$("$KVIPCTL" -n "$ns1" endpoints set a/web $(eps 3000) 2>&1)
 rc=$?
 ktap_print_msg "3000 endpoints (several messages): rc=$rc: $err"
 n=$(kvip_json "$ns1" "len(s[0]['endpoints'])")
 ktap_check "3000 endpoints fail with ENOSPC, the 1000 stay" "rc=$rc n=$n '$err'" \
 	matches "$rc $n $err" '^1 1000 .*No space left on device: .*maximum of 1000 endpoints'
-ip netns exec "$ns1" "$KVIPCTL" service add a/two proto tcp clusterip 10.96.0.11:80
-err=$(ip netns exec "$ns1" "$KVIPCTL" endpoints set a/two 10.2.0.1:80 2>&1)
+"$KVIPCTL" -n "$ns1" service add a/two proto tcp clusterip 10.96.0.11:80
+err=$("$KVIPCTL" -n "$ns1" endpoints set a/two 10.2.0.1:80 2>&1)
 rc=$?
 ktap_check "the limit counts every service of the netns" "rc=$rc '$err'" \
 	matches "$rc $err" '^1 .*No space left on device'
 # shellcheck disable=SC2046
-ip netns exec "$ns1" "$KVIPCTL" endpoints set a/web $(eps 900) &&
-	ip netns exec "$ns1" "$KVIPCTL" endpoints set a/two 10.2.0.1:80
+"$KVIPCTL" -n "$ns1" endpoints set a/web $(eps 900) &&
+	"$KVIPCTL" -n "$ns1" endpoints set a/two 10.2.0.1:80
 rc=$?
 ktap_check "shrinking one set makes room in another" "rc=$rc" [ "$rc" = 0 ]
-ip netns exec "$ns1" "$KVIPCTL" flush
+"$KVIPCTL" -n "$ns1" flush
 echo "$old_ep" >"$P/max_endpoints"
 
 # ---- user namespaces
-ip netns exec "$ns1" "$KVIPCTL" service add node/web proto tcp clusterip 10.96.0.10:80
+"$KVIPCTL" -n "$ns1" service add node/web proto tcp clusterip 10.96.0.10:80
 out=$(ip netns exec "$ns1" unshare --user --map-root-user --net sh -c \
 	"$KVIPCTL service add c/web proto tcp clusterip 10.96.0.10:80 &&
 	 $KVIPCTL service show -j" 2>&1)
@@ -106,7 +106,7 @@ ktap_check "but gets EPERM in the node's netns" "rc=$rc '$err'" \
 out=$(ip netns exec "$ns1" unshare --user --map-root-user "$KVIPCTL" service show -j 2>&1)
 ktap_check "reading the node's table needs no privilege" "'$out'" \
 	matches "$out" '^\[\{"name":"node/web"'
-ip netns exec "$ns1" "$KVIPCTL" flush
+"$KVIPCTL" -n "$ns1" flush
 
 # ---- memory cgroup
 cg=/sys/fs/cgroup
@@ -177,7 +177,7 @@ ktap_check "over memory.max kvip fails the set with ENOMEM, the old set stays" \
 	"rc=$rc endpoints=$n" matches "$rc $n $out" '^1 2 .*Cannot allocate memory'
 ktap_check "memory.current stayed within memory.max" "$peak > $max" [ "$peak" -le "$max" ]
 echo max >"$grp/memory.max"
-ip netns exec "$ns1" "$KVIPCTL" service add ok/after proto tcp clusterip 10.96.0.12:80
+"$KVIPCTL" -n "$ns1" service add ok/after proto tcp clusterip 10.96.0.12:80
 ktap_check "the node is unharmed: another netns still adds services" \
 	"count $(kvip_count "$ns1")" [ "$(kvip_count "$ns1")" = 1 ]
 

@@ -37,13 +37,13 @@ fi
 ip netns exec "$a" "${unpriv[@]}" "$KVIPCTL" monitor -j >"$jout" 2>&1 &
 jpid=$!
 defer kill_wait "$jpid"
-ip netns exec "$a" "$KVIPCTL" monitor >"$tout" 2>&1 &
+"$KVIPCTL" -n "$a" monitor >"$tout" 2>&1 &
 tpid=$!
 defer kill_wait "$tpid"
 
 # Both monitors have joined once each has seen a (repeated) settings event.
 sync_event() {
-	ip netns exec "$a" "$KVIPCTL" config set drop-invalid off &&
+	"$KVIPCTL" -n "$a" config set drop-invalid off &&
 		[[ -s "$jout" && -s "$tout" ]]
 }
 busywait 60000 sync_event || ktap_exit_fail_msg "the monitors print nothing"

@@ -272,7 +272,7 @@ route add local 10.0.0.0/16 dev lo
 route add 10.96.0.0/16 dev lo
 EOF
 kvip_mem_baseline MEM_A	# the last cycles' namespaces may still be going
-( kvip_memcg_enter; exec ip netns exec "$probe" "$KVIPCTL" -batch "$batch" ) ||
+( kvip_memcg_enter; exec "$KVIPCTL" -n "$probe" -batch "$batch" ) ||
 	ktap_exit_fail_msg "probe batch"
 kvip_mem_snapshot MEM_B
 kvip_mem_compare MEM_A MEM_B
@@ -294,8 +294,8 @@ kvip_mem_check_baseline "$CYCLES cycles and the unload"
 kvip_load
 fresh=""
 setup_ns fresh || ktap_exit_fail_msg "netns setup failed"
-out=$(ip netns exec "$fresh" "$KVIPCTL" service add default/x proto tcp clusterip 10.96.0.1:80 2>&1 &&
-	ip netns exec "$fresh" "$KVIPCTL" service show 2>&1)
+out=$("$KVIPCTL" -n "$fresh" service add default/x proto tcp clusterip 10.96.0.1:80 2>&1 &&
+	"$KVIPCTL" -n "$fresh" service show 2>&1)
 # shellcheck disable=SC2317 # called through ktap_check
 reload_ok() { matches "$out" "default/x" && kernel_log_clean "$mark"; }
 ktap_check "the module loads again and takes a service, no kernel warning" \

@@ -997,8 +997,8 @@ kvip_mem_check_baseline "unload, namespaces deleted, caches dropped"
 kvip_load
 fresh=""
 setup_ns fresh || ktap_exit_fail_msg "netns setup failed"
-out=$(ip netns exec "$fresh" "$KVIPCTL" service add default/x proto tcp clusterip 10.96.0.1:80 2>&1 &&
-	ip netns exec "$fresh" "$KVIPCTL" service show 2>&1)
+out=$("$KVIPCTL" -n "$fresh" service add default/x proto tcp clusterip 10.96.0.1:80 2>&1 &&
+	"$KVIPCTL" -n "$fresh" service show 2>&1)
 ktap_check "afterwards the module loads again and takes a service" \
 	"kvipctl said: $out" matches "$out" "default/x"
 ktap_print_msg "$(elapsed): done"

@@ -93,7 +93,7 @@ sync_pid=""
 SYNC_LOG=$KVIP_TMP/sync.log
 start_sync() {
 	((KVIP_VERBOSE)) && ktap_print_msg "[node] kvipctl sync --server $API_URL --token-file ... --node-name node-1 $*"
-	ip netns exec "$node" "$KVIPCTL" sync --server "$API_URL" \
+	"$KVIPCTL" -n "$node" sync --server "$API_URL" \
 		--token-file "$KVIP_TMP/token" --node-name node-1 \
 		--healthz-bind-address 127.0.0.1:10256 -v "$@" >>"$SYNC_LOG" 2>&1 &
 	sync_pid=$!
@@ -106,7 +106,7 @@ start_sync() {
 SHOW=""
 has_endpoints() {
 	local line out=() re='^-> ([0-9.]+):'
-	SHOW=$(ip netns exec "$node" "$KVIPCTL" service show "$SVC" 2>&1)
+	SHOW=$("$KVIPCTL" -n "$node" service show "$SVC" 2>&1)
 	while read -r line; do
 		[[ "$line" =~ $re ]] && out+=("${BASH_REMATCH[1]}")
 	done <<<"$SHOW"
@@ -247,9 +247,9 @@ step "restart"
 kvipctl_ns "$node" service add manual proto tcp clusterip 10.96.0.99:80 ||
 	ktap_exit_fail_msg "cannot add a service by hand"
 nap 0.5
-before=$(ip netns exec "$node" "$KVIPCTL" service show -j)
+before=$("$KVIPCTL" -n "$node" service show -j)
 kill_wait "$sync_pid"
-after_stop=$(ip netns exec "$node" "$KVIPCTL" service show -j)
+after_stop=$("$KVIPCTL" -n "$node" service show -j)
 ktap_check "SIGTERM leaves the kernel's table as it is" "before: $before, after: $after_stop" \
 	[ "$before" = "$after_stop" ]
 
@@ -260,7 +260,7 @@ busywait 30000 grep -q 'msg="initial lists complete"' "$SYNC_LOG"
 busywait 10000 ip netns exec "$node" curl -sf http://127.0.0.1:10256/healthz -o /dev/null
 ops=$(ip netns exec "$node" curl -s http://127.0.0.1:10256/metrics |
 	sed -n 's/^kvip_sync_kernel_operations_total //p')
-after_restart=$(ip netns exec "$node" "$KVIPCTL" service show -j)
+after_restart=$("$KVIPCTL" -n "$node" service show -j)
 ok=0
 [[ "$before" = "$after_restart" && "$ops" = 0 ]] && ok=1
 ktap_check "a restarted sync changes nothing (same dump with counters, 0 netlink requests)" \
@@ -268,7 +268,7 @@ ktap_check "a restarted sync changes nothing (same dump with counters, 0 netlink
 	[ "$ok" = 1 ]
 
 reply3=$(hold_send after-restart 60)
-manual=$(ip netns exec "$node" "$KVIPCTL" service show manual 2>&1)
+manual=$("$KVIPCTL" -n "$node" service show manual 2>&1)
 [[ "$manual" == *"clusterip 10.96.0.99:80"* && "$manual" != *flags* ]] && manual=10.96.0.99
 ok=0
 [[ "$reply3" =~ ^$b1\ .*\ after-restart$ && "$manual" = 10.96.0.99 ]] && ok=1

@@ -405,7 +405,7 @@ kvipctl_ns() {
 	local ns=$1
 	shift
 	((KVIP_VERBOSE)) && ktap_print_msg "[${ns%-*}] kvipctl $*"
-	in_ns "$ns" "$KVIPCTL" "$@"
+	"$KVIPCTL" -n "$ns" "$@"
 }
 
 # kvipctl_batch NS: run the kvipctl commands on stdin in NS (logged), in
@@ -416,7 +416,7 @@ kvipctl_batch() {
 	((KVIP_VERBOSE)) && ktap_print_msg "[${ns%-*}] kvipctl -batch - <<EOF
 $cmds
 EOF"
-	in_ns "$ns" "$KVIPCTL" -batch - <<<"$cmds"
+	"$KVIPCTL" -n "$ns" -batch - <<<"$cmds"
 }
 
 # ----------------------------------------------------------- topology ----
@@ -683,7 +683,7 @@ def svc(name):
 		prog+="print($e)"$'\n'
 	done
 	local json=$KVIP_TMP/show.$BASHPID.json
-	in_ns "$ns" "$KVIPCTL" service show -j >"$json"
+	"$KVIPCTL" -n "$ns" service show -j >"$json"
 	py_ns "" -c "$prog" <"$json"
 }
 

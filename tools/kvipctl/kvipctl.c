@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -25,7 +27,8 @@ char line_prefix[32];
 
 static const char usage_synopsis[] =
 "Usage: " PROG_NAME " [OPTIONS] COMMAND [ARGUMENTS]\n"
-"       " PROG_NAME " [OPTIONS] -batch FILE\n";
+"       " PROG_NAME " [OPTIONS] -batch FILE\n"
+"       " PROG_NAME " [-n NETNS] sync [SYNC-OPTION...]\n";
 
 static const char usage_service_text[] =
 "  " PROG_NAME " service add NAME proto PROTO FRONTEND... [OPTION...]\n"
@@ -118,6 +121,12 @@ static const char usage_syntax[] =
 
 static const char usage_options[] =
 "Options:\n"
+"  -n, -netns, --netns NETNS\n"
+"                  work in network namespace NETNS: a name under\n"
+"                  /run/netns (as `ip netns add` creates) or a path such as\n"
+"                  /proc/PID/ns/net; like `ip -n`, and cheaper than\n"
+"                  `ip netns exec` (needs CAP_SYS_ADMIN). Before `sync`, it\n"
+"                  must be the only option.\n"
 "  -j, --json      print `service show` as JSON (an array of objects),\n"
 "                  `config show` as an object, `monitor` as JSON lines\n"
 "  -batch FILE     read commands from FILE ('-' for stdin), one per line,\n"
@@ -186,7 +195,7 @@ void usage_main(FILE *f)
 	fputs(usage_monitor_text, f);
 	fputs("  " PROG_NAME " flush\n"
 	      "        Delete every service of the network namespace.\n"
-	      "  " PROG_NAME " sync [OPTION...]\n"
+	      "  " PROG_NAME " [-n NETNS] sync [OPTION...]\n"
 	      "        Program the table from the Kubernetes API (see sync --help).\n"
 	      "  " PROG_NAME " help [service|endpoints|config|monitor]\n"
 	      "        Show this help, or the help of one command.\n\n", f);
@@ -779,9 +788,48 @@ static bool opt_is(const char *a, const char *o1, const char *o2,
 	return !strcmp(a, o1) || !strcmp(a, o2) || (o3 && !strcmp(a, o3));
 }
 
+bool kvipctl_is_netns_opt(const char *a)
+{
+	return opt_is(a, "-n", "-netns", "--netns");
+}
+
+/*
+ * Entered by kvipctl itself, before its netlink socket exists: one exec
+ * fewer than `ip netns exec NS kvipctl`, and no mount namespace with a
+ * fresh /sys, which the kernel tables do not need.
+ */
+int kvipctl_enter_netns(const char *ns)
+{
+	char path[PATH_MAX];
+	int fd, n, err = 0;
+
+	if (strchr(ns, '/'))
+		n = snprintf(path, sizeof(path), "%s", ns);
+	else
+		n = snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		err = ENAMETOOLONG;
+	} else {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			err = errno;
+		} else {
+			if (setns(fd, CLONE_NEWNET) < 0)
+				err = errno;
+			close(fd);
+		}
+	}
+	if (err) {
+		fprintf(stderr, PROG_NAME ": cannot enter network namespace "
+			"'%s': %s\n", q(ns), strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
 int kvipctl_main(int argc, char **argv)
 {
-	const char *batch = NULL;
+	const char *batch = NULL, *netns = NULL;
 	bool force = false;
 	struct kvip *k = NULL;
 	struct req r;
@@ -803,6 +851,13 @@ int kvipctl_main(int argc, char **argv)
 				return usage_error();
 			}
 			batch = argv[i];
+		} else if (kvipctl_is_netns_opt(a)) {
+			if (++i == argc || !argv[i][0]) {
+				parse_fail("option '%s' needs a network "
+					   "namespace", a);
+				return usage_error();
+			}
+			netns = argv[i];
 		} else if (opt_is(a, "-force", "--force", NULL)) {
 			force = true;
 		} else if (opt_is(a, "-c", "-check", "--check")) {
@@ -820,6 +875,9 @@ int kvipctl_main(int argc, char **argv)
 		}
 	}
 
+	/* Only now: --help and bad options need no namespace. */
+	if (netns && !opt_check && kvipctl_enter_netns(netns))
+		return EXIT_FAIL;
 	if (batch) {
 		if (i < argc) {
 			parse_fail("unexpected argument '%s' after -batch "

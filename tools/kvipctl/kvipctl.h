@@ -62,6 +62,10 @@ extern char line_prefix[32];
  */
 int kvipctl_main(int argc, char **argv);
 
+/* -n/-netns/--netns NETNS: whether A is that option; enter NETNS. */
+bool kvipctl_is_netns_opt(const char *a);
+int kvipctl_enter_netns(const char *ns);
+
 /* Parsers for the top-level commands; argv[0] is the command word. */
 int service_parse(int argc, char **argv, struct req *r);
 int endpoints_parse(int argc, char **argv, struct req *r);

@@ -46,6 +46,13 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "sync"))
 		return run_sync(argv + 1);
+	/* kvipctl-sync inherits the network namespace. */
+	if (argc > 3 && kvipctl_is_netns_opt(argv[1]) &&
+	    !strcmp(argv[3], "sync")) {
+		if (kvipctl_enter_netns(argv[2]))
+			return EXIT_FAIL;
+		return run_sync(argv + 3);
+	}
 	setvbuf(stdout, out_buf, _IOFBF, sizeof(out_buf));
 	return kvipctl_main(argc, argv);
 }

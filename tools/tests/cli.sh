@@ -133,6 +133,18 @@ run
 [[ $rc == 2 && "$err" == "Usage: kvipctl"* && -z "$out" ]] && ok ||
 	not_ok "no arguments: rc=$rc"
 
+# -n NETNS: a runtime error when it cannot be entered (before sync's exec
+# too), a usage error without one; -c never enters it.
+expect 1 "kvipctl: cannot enter network namespace '/nonexistent/ns': No such file or directory" \
+	-n /nonexistent/ns service show
+expect 1 "kvipctl: cannot enter network namespace 'kvip-no-such-ns': No such file or directory" \
+	-netns kvip-no-such-ns -batch /dev/null
+expect 1 "kvipctl: cannot enter network namespace 'kvip-no-such-ns': No such file or directory" \
+	-n kvip-no-such-ns sync --help
+expect 0 "" -n kvip-no-such-ns -c service show
+expect_usage "option '-n' needs a network namespace" -n
+expect_usage "option '--netns' needs a network namespace" --netns "" flush
+
 # -------------------------------------------------------- usage errors ----
 
 expect_usage "unknown command 'bogus' (try 'kvipctl help')" bogus
