@@ -79,19 +79,18 @@ kmemleak_scan() {
 }
 
 # Seconds each test took on the debug kernel (two guests on an idle host,
-# session 5's first run: python forked by the zygote, MEMCG; faults.sh
-# less its kmemleak scans; only the proportions matter). A test not listed
-# counts as 120.
+# session 5's second run at 3766d79; only the proportions matter). A test
+# not listed counts as 120.
 declare -A COST=(
-	[kvip_affinity.sh]=122 [kvip_bad_input.sh]=98 [kvip_clusterip_tcp.sh]=57
-	[kvip_config.sh]=80 [kvip_conntrack.sh]=85 [kvip_delete_empty.sh]=54
-	[kvip_endpoint_replace.sh]=112 [kvip_faults.sh]=205
-	[kvip_idle_netns.sh]=84 [kvip_ipv6.sh]=67 [kvip_lifecycle.sh]=129
-	[kvip_limits.sh]=160 [kvip_local_out.sh]=62 [kvip_masquerade.sh]=63
-	[kvip_monitor.sh]=82 [kvip_netns_cycle.sh]=208
-	[kvip_netns_isolation.sh]=82 [kvip_nodeport.sh]=66
-	[kvip_source_ranges.sh]=66 [kvip_stress.sh]=324 [kvip_sync.sh]=111
-	[kvip_traffic_policy.sh]=110 [kvip_udp_sctp.sh]=60 [kvip_weights.sh]=65
+	[kvip_affinity.sh]=124 [kvip_bad_input.sh]=96 [kvip_clusterip_tcp.sh]=50
+	[kvip_config.sh]=54 [kvip_conntrack.sh]=77 [kvip_delete_empty.sh]=48
+	[kvip_endpoint_replace.sh]=82 [kvip_faults.sh]=178
+	[kvip_idle_netns.sh]=80 [kvip_ipv6.sh]=61 [kvip_lifecycle.sh]=124
+	[kvip_limits.sh]=133 [kvip_local_out.sh]=55 [kvip_masquerade.sh]=64
+	[kvip_monitor.sh]=83 [kvip_netns_cycle.sh]=243
+	[kvip_netns_isolation.sh]=76 [kvip_nodeport.sh]=74
+	[kvip_source_ranges.sh]=63 [kvip_stress.sh]=259 [kvip_sync.sh]=171
+	[kvip_traffic_policy.sh]=112 [kvip_udp_sctp.sh]=59 [kvip_weights.sh]=60
 )
 
 # shard_tests DIR K N: the tests of guest K of N, longest first into the

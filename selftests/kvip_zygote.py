@@ -29,6 +29,7 @@ status and a newline, sent when it ends; the connection then closes.
 """
 
 import ctypes
+import gc
 import os
 import random
 import signal
@@ -205,6 +206,9 @@ def main():
     if os.getppid() == 1:
         return 1
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # no zombies
+    # What is here now stays: the collector of a fork must not walk (and so
+    # copy, page by page) this process's objects.
+    gc.freeze()
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
