@@ -27,7 +27,8 @@ Exit status 0 when every connection was ok, 1 otherwise. Failures are
 described on stderr (the first few of each kind).
 
 --hold connects once and then, for each line read on stdin, sends it and
-prints the reply line (for tests that need a long-lived connection).
+prints the reply line (for tests that need a long-lived connection); with
+UDP, "TIMEOUT ..." when none came within the timeout, and it goes on.
 --stop-file keeps connecting (COUNT 0: without limit) until the file
 exists; --log writes "SEQ STATUS KEY MS" per connection, flushed.
 """
@@ -190,6 +191,14 @@ class Client:
             try:
                 sock.sendall(payload.encode() + b"\n")
                 reply = recv_line(sock, a.proto)
+            except socket.timeout as e:
+                if a.proto != "udp":
+                    print("ERROR %s: %s" % (type(e).__name__, e), flush=True)
+                    return 1
+                # A datagram or its answer may be lost, e.g. in flight while
+                # its conntrack entry is deleted: UDP goes on.
+                print("TIMEOUT no answer within %g s" % a.timeout, flush=True)
+                continue
             except OSError as e:
                 print("ERROR %s: %s" % (type(e).__name__, e), flush=True)
                 return 1
