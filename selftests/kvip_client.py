@@ -191,15 +191,13 @@ class Client:
             try:
                 sock.sendall(payload.encode() + b"\n")
                 reply = recv_line(sock, a.proto)
-            except socket.timeout as e:
-                if a.proto != "udp":
-                    print("ERROR %s: %s" % (type(e).__name__, e), flush=True)
-                    return 1
-                # A datagram or its answer may be lost, e.g. in flight while
-                # its conntrack entry is deleted: UDP goes on.
-                print("TIMEOUT no answer within %g s" % a.timeout, flush=True)
-                continue
             except OSError as e:
+                if isinstance(e, socket.timeout) and a.proto == "udp":
+                    # A datagram or its answer may be lost, e.g. in flight
+                    # while its conntrack entry is deleted: UDP goes on.
+                    print("TIMEOUT no answer within %g s" % a.timeout,
+                          flush=True)
+                    continue
                 print("ERROR %s: %s" % (type(e).__name__, e), flush=True)
                 return 1
             key, complaint = self.check_reply(sock, reply, payload)

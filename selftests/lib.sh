@@ -290,13 +290,12 @@ in_ns() {
 # stdout and stderr once it has ended: into one file when those are the
 # same (`>file 2>&1`), interleaved as written. Returns PROG's exit status,
 # 125 when the zygote cannot be reached.
-KVIP_PY_PORT=""
-KVIP_PY_SEQ=0
+KVIP_PY_PORT="" KVIP_PY_PID="" KVIP_PY_SEQ=0
 
 # py_zygote_start: start kvip_zygote.py in the background (kvip_require
 # does); py_ns waits for it.
 py_zygote_start() {
-	[[ -n "${KVIP_PY_PID:-}" ]] && return 0
+	[[ -n "$KVIP_PY_PID" ]] && return 0
 	"$PYTHON" -S "$KVIP_SELFTESTS/kvip_zygote.py" --port-file "$KVIP_TMP/zygote.port" \
 		</dev/null >/dev/null 2>>"$KVIP_TMP/zygote.err" &
 	KVIP_PY_PID=$!
@@ -320,7 +319,7 @@ py_zygote() {
 }
 
 py_ns() {
-	local ns=$1 out err fd rc line names name env=()
+	local ns=$1 out err fd rc names name env=()
 	shift
 	# Files of their own: a daemon it forks may write on.
 	out=$KVIP_TMP/py.$BASHPID.$((++KVIP_PY_SEQ)).out
@@ -336,17 +335,18 @@ py_ns() {
 		rc=125
 	fi
 	exec {fd}>&-
-	[[ -f "$out" ]] || : >"$out"
-	[[ "$err" == "=" || -f "$err" ]] || : >"$err"
+	py_replay "$out"
+	[[ "$err" == "=" ]] || py_replay "$err" >&2
+	return "$rc"
+}
+
+# py_replay FILE: FILE's lines on stdout, if it exists (cat, without an exec).
+py_replay() {
+	local line
+	[[ -f "$1" ]] || return 0
 	while IFS= read -r line || [[ -n "$line" ]]; do
 		printf '%s\n' "$line"
-	done <"$out"
-	if [[ "$err" != "=" ]]; then
-		while IFS= read -r line || [[ -n "$line" ]]; do
-			printf '%s\n' "$line"
-		done <"$err" >&2
-	fi
-	return "$rc"
+	done <"$1"
 }
 
 # ------------------------------------------------------- prerequisites ----
@@ -682,9 +682,7 @@ def svc(name):
 	for e in "$@"; do
 		prog+="print($e)"$'\n'
 	done
-	local json=$KVIP_TMP/show.$BASHPID.json
-	"$KVIPCTL" -n "$ns" service show -j >"$json"
-	py_ns "" -c "$prog" <"$json"
+	"$KVIPCTL" -n "$ns" service show -j | py_ns "" -c "$prog"
 }
 
 # ------------------------------------------------- kernel memory (leaks) ----
