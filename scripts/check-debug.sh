@@ -193,9 +193,14 @@ guest() {
 	return "$fail"
 }
 
+# usage: the comment at the top, up to the first line of code.
+usage() {
+	sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"
+}
+
 case "${1:-}" in
 "") host ;;
 --guest) guest "${2:-0/1}" ;;
--h | --help) sed -n '2,32s/^# \{0,1\}//p' "$0" ;;
-*) sed -n '2,32s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+-h | --help) usage ;;
+*) usage >&2; exit 2 ;;
 esac
