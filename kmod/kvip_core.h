@@ -38,11 +38,28 @@ struct kvip_fe_key {
 	u8 family;			/* AF_INET, AF_INET6; 0 for node ports */
 };
 
+/*
+ * A frontend also keeps copies of what the first packet of a connection
+ * reads of its service (the endpoint set, the counters and, for a cluster
+ * IP, the options), so that the packet touches the hash bucket, the
+ * frontend, the endpoint set and one per-CPU counter, and nothing else:
+ * with 100,000 services each is a cache miss (under an emulator, a TLB
+ * miss too). table.c writes them with the service's, under kvip_net.lock.
+ */
 struct kvip_frontend {
 	struct rhash_head node;
 	struct kvip_fe_key key;
 	u8 type;			/* enum kvip_frontend_type */
 	struct kvip_service *svc;	/* owner, for the frontend's lifetime */
+	struct kvip_endpoints __rcu *eps;	/* svc->eps */
+	struct kvip_svc_stats __percpu *stats;	/* svc->stats */
+	/*
+	 * KVIP_A_FLAGS | KVIP_A_AFFINITY_TIMEOUT << 32 of svc->opts, one word
+	 * so that it is read whole: all a cluster IP connection needs. Other
+	 * frontends read svc->opts itself, whose source ranges must come
+	 * from the same version as the flags.
+	 */
+	u64 opts;
 	struct rcu_head rcu;
 };
 

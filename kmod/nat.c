@@ -139,6 +139,27 @@ static bool kvip_pool_for(const struct kvip_config *cfg,
 	return true;
 }
 
+/*
+ * The options a connection to @fe is decided by: a cluster IP's from the
+ * frontend's word (source ranges do not apply to it), so that it reads
+ * nothing of the service; any other frontend's from the service, in one
+ * version with its source ranges.
+ */
+static const struct kvip_svc_opts *
+kvip_fe_options(const struct kvip_frontend *fe, u8 fe_type,
+		struct kvip_svc_opts *buf)
+{
+	u64 word;
+
+	if (fe_type != KVIP_FRONTEND_CLUSTERIP)
+		return rcu_dereference(fe->svc->opts);
+	word = READ_ONCE(fe->opts);
+	buf->flags = lower_32_bits(word);
+	buf->affinity_timeout = upper_32_bits(word);
+	buf->source_ranges = NULL;
+	return buf;
+}
+
 static unsigned int kvip_translate(struct kvip_net *kn,
 				   const struct kvip_config *cfg,
 				   struct nf_conn *ct, struct kvip_frontend *fe,
@@ -146,23 +167,25 @@ static unsigned int kvip_translate(struct kvip_net *kn,
 				   const struct nf_hook_state *state)
 {
 	const struct nf_conntrack_tuple *t = &ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple;
-	struct kvip_service *svc = fe->svc;
-	const struct kvip_svc_opts *opts = rcu_dereference(svc->opts);
-	struct kvip_endpoints *eps = rcu_dereference(svc->eps);
+	struct kvip_endpoints *eps = rcu_dereference(fe->eps);
+	const u8 fe_type = READ_ONCE(fe->type);
 	const struct kvip_ep *ep = NULL;
 	struct nf_nat_range2 range = {};
+	const struct kvip_svc_opts *opts;
+	struct kvip_svc_opts buf;
 	enum kvip_pool_kind kind;
 	unsigned int ret;
 	u32 i;
 
-	if (!kvip_pool_for(cfg, opts, READ_ONCE(fe->type),
+	opts = kvip_fe_options(fe, fe_type, &buf);
+	if (!kvip_pool_for(cfg, opts, fe_type,
 			   state->hook == NF_INET_LOCAL_OUT, family,
 			   &t->src.u3, &kind))
 		goto drop;
 
 	if (eps) {
 		if (opts->flags & KVIP_SERVICE_F_AFFINITY)
-			ep = kvip_affinity_select(kn, svc,
+			ep = kvip_affinity_select(kn, fe->svc,
 						  opts->affinity_timeout, eps,
 						  family, kind, &t->src.u3, &i);
 		else
@@ -176,7 +199,7 @@ static unsigned int kvip_translate(struct kvip_net *kn,
 		 */
 		if (eps && eps->pool[kvip_fam_index(family)][KVIP_POOL_CLUSTER].total_weight)
 			goto drop;
-		this_cpu_inc(svc->stats->rejects);
+		this_cpu_inc(fe->stats->rejects);
 		kvip_reject(skb, state, family, nf_ct_protonum(ct));
 		return NF_DROP;
 	}
@@ -188,14 +211,14 @@ static unsigned int kvip_translate(struct kvip_net *kn,
 	range.max_proto.all = ep->port;
 	ret = nf_nat_setup_info(ct, &range, NF_NAT_MANIP_DST);
 	if (ret == NF_ACCEPT) {
-		this_cpu_inc(svc->stats->conns);
+		this_cpu_inc(fe->stats->conns);
 		if (eps->conns)
 			this_cpu_inc(*kvip_endpoint_counter(eps, i));
 	}
 	return ret;
 
 drop:
-	this_cpu_inc(svc->stats->drops);
+	this_cpu_inc(fe->stats->drops);
 	return NF_DROP;
 }
 

@@ -294,6 +294,7 @@ void kvip_endpoints_replace(struct kvip_net *kn, struct kvip_service *svc,
 			    struct kvip_endpoints *eps)
 {
 	struct kvip_endpoints *old;
+	unsigned int i;
 
 	old = rcu_dereference_protected(svc->eps, lockdep_is_held(&kn->lock));
 	kn->nendpoints += (eps ? eps->count : 0) - (old ? old->count : 0);
@@ -301,6 +302,8 @@ void kvip_endpoints_replace(struct kvip_net *kn, struct kvip_service *svc,
 	if (old && eps)
 		kvip_endpoints_carry(eps, old);
 	rcu_assign_pointer(svc->eps, eps);
+	for (i = 0; i < svc->nfe; i++)
+		rcu_assign_pointer(svc->fe[i]->eps, eps);
 	kvip_ct_endpoints_changed(kn, svc, old, eps);
 	if (old)
 		call_rcu(&old->rcu, kvip_endpoints_free_rcu);
@@ -373,6 +376,12 @@ void kvip_service_stats(const struct kvip_service *svc,
 
 /* Frontends */
 
+/* The options word of a frontend (see struct kvip_frontend). */
+static u64 kvip_fe_opts(const struct kvip_svc_opts *opts)
+{
+	return opts->flags | (u64)opts->affinity_timeout << 32;
+}
+
 static void kvip_frontend_remove(struct kvip_net *kn, struct kvip_frontend *fe)
 {
 	rhashtable_remove_fast(&kn->frontends, &fe->node, kvip_fe_params);
@@ -432,6 +441,11 @@ static int kvip_frontends_set(struct kvip_net *kn, struct kvip_service *svc,
 		fe->key = key;
 		fe->type = spec[i].type;
 		fe->svc = svc;
+		fe->stats = svc->stats;
+		fe->opts = kvip_fe_opts(kvip_svc_opts_locked(kn, svc));
+		RCU_INIT_POINTER(fe->eps,
+				 rcu_dereference_protected(svc->eps,
+							   lockdep_is_held(&kn->lock)));
 		err = rhashtable_insert_fast(&kn->frontends, &fe->node,
 					     kvip_fe_params);
 		if (err) {
@@ -544,6 +558,7 @@ int kvip_service_update(struct kvip_net *kn, struct kvip_service *svc,
 			const struct kvip_frontend *fe, unsigned int nfe)
 {
 	struct kvip_svc_opts *old;
+	unsigned int i;
 	int err;
 
 	err = kvip_frontends_set(kn, svc, proto, fe, nfe);
@@ -553,6 +568,8 @@ int kvip_service_update(struct kvip_net *kn, struct kvip_service *svc,
 	}
 	WRITE_ONCE(svc->proto, proto);
 	old = rcu_replace_pointer(svc->opts, opts, lockdep_is_held(&kn->lock));
+	for (i = 0; i < svc->nfe; i++)
+		WRITE_ONCE(svc->fe[i]->opts, kvip_fe_opts(opts));
 	if ((old->flags & KVIP_SERVICE_F_AFFINITY) &&
 	    !(opts->flags & KVIP_SERVICE_F_AFFINITY))
 		kvip_affinity_forget(kn, svc);

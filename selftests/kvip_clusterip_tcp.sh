@@ -16,17 +16,19 @@
 # client's peer is the VIP, the backend sees the real client address (all
 # checked per connection by kvip_client.py), all 7 backends are used, none
 # gets more than twice its fair share (20), and the service and endpoint
-# "conns" counters agree with what the client saw.
+# "conns" counters agree with what the client saw. Then a second cluster
+# IP, 10.96.0.11, added by `service replace`, serves at once: a new
+# frontend of a service starts with the service's endpoints.
 
 # shellcheck source=lib.sh
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
-readonly VIP=10.96.0.10 VPORT=80 BPORT=8080 NB=7 CONNS=140
+readonly VIP=10.96.0.10 VIP2=10.96.0.11 VPORT=80 BPORT=8080 NB=7 CONNS=140
 readonly FAIR=$((CONNS / NB)) SVC=default/web
 
 ktap_print_header
 kvip_require
-ktap_set_plan 5
+ktap_set_plan 6
 
 kvip_topology "$NB" || ktap_exit_fail_msg "topology setup failed"
 kvip_servers backend- --port "$BPORT" || ktap_exit_fail_msg "servers did not start"
@@ -57,5 +59,11 @@ seen=""
 for k in $(tally_keys); do seen+="$k=${TALLY[$k]} "; done
 ktap_check "endpoint conns counters match the replies per backend" \
 	"counters '$ep_conns', replies '${seen% }'" [ "$ep_conns" = "${seen% }" ]
+
+kvipctl_ns "$node" service replace $SVC proto tcp clusterip $VIP:$VPORT \
+	clusterip $VIP2:$VPORT endpoint-stats || ktap_exit_fail_msg "service replace failed"
+client_run "$out" "$client" -n 20 "$VIP2" "$VPORT"
+ktap_check "a cluster IP added by service replace serves at once" \
+	"${R[ok]} of 20 ok, ${R[refused]} refused" [ "${R[ok]}" = 20 ]
 
 ktap_finished
