@@ -40,8 +40,8 @@ struct kvip_fe_key {
 
 /*
  * A frontend also keeps copies of what the first packet of a connection
- * reads of its service (the endpoint set, the counters and, for a cluster
- * IP, the options), so that the packet touches the hash bucket, the
+ * reads of its service (the endpoint set, the counters and the flags), so
+ * that a new connection to a cluster IP touches the hash bucket, the
  * frontend, the endpoint set and one per-CPU counter, and nothing else:
  * with 100,000 services each is a cache miss (under an emulator, a TLB
  * miss too). table.c writes them with the service's, under kvip_net.lock.
@@ -50,16 +50,10 @@ struct kvip_frontend {
 	struct rhash_head node;
 	struct kvip_fe_key key;
 	u8 type;			/* enum kvip_frontend_type */
+	u32 flags;			/* svc->opts->flags */
 	struct kvip_service *svc;	/* owner, for the frontend's lifetime */
 	struct kvip_endpoints __rcu *eps;	/* svc->eps */
 	struct kvip_svc_stats __percpu *stats;	/* svc->stats */
-	/*
-	 * KVIP_A_FLAGS | KVIP_A_AFFINITY_TIMEOUT << 32 of svc->opts, one word
-	 * so that it is read whole: all a cluster IP connection needs. Other
-	 * frontends read svc->opts itself, whose source ranges must come
-	 * from the same version as the flags.
-	 */
-	u64 opts;
 	struct rcu_head rcu;
 };
 

@@ -140,22 +140,23 @@ static bool kvip_pool_for(const struct kvip_config *cfg,
 }
 
 /*
- * The options a connection to @fe is decided by: a cluster IP's from the
- * frontend's word (source ranges do not apply to it), so that it reads
- * nothing of the service; any other frontend's from the service, in one
- * version with its source ranges.
+ * The options a connection to @fe is decided by. A cluster IP without
+ * session affinity needs only the flags (source ranges do not apply to
+ * it): the frontend's copy, so that the connection reads nothing of the
+ * service. Anything else reads the service's, where the affinity timeout
+ * and the source ranges are of the same version as the flags.
  */
 static const struct kvip_svc_opts *
 kvip_fe_options(const struct kvip_frontend *fe, u8 fe_type,
 		struct kvip_svc_opts *buf)
 {
-	u64 word;
+	u32 flags = READ_ONCE(fe->flags);
 
-	if (fe_type != KVIP_FRONTEND_CLUSTERIP)
+	if (fe_type != KVIP_FRONTEND_CLUSTERIP ||
+	    (flags & KVIP_SERVICE_F_AFFINITY))
 		return rcu_dereference(fe->svc->opts);
-	word = READ_ONCE(fe->opts);
-	buf->flags = lower_32_bits(word);
-	buf->affinity_timeout = upper_32_bits(word);
+	buf->flags = flags;
+	buf->affinity_timeout = 0;
 	buf->source_ranges = NULL;
 	return buf;
 }

@@ -376,12 +376,6 @@ void kvip_service_stats(const struct kvip_service *svc,
 
 /* Frontends */
 
-/* The options word of a frontend (see struct kvip_frontend). */
-static u64 kvip_fe_opts(const struct kvip_svc_opts *opts)
-{
-	return opts->flags | (u64)opts->affinity_timeout << 32;
-}
-
 static void kvip_frontend_remove(struct kvip_net *kn, struct kvip_frontend *fe)
 {
 	rhashtable_remove_fast(&kn->frontends, &fe->node, kvip_fe_params);
@@ -442,7 +436,7 @@ static int kvip_frontends_set(struct kvip_net *kn, struct kvip_service *svc,
 		fe->type = spec[i].type;
 		fe->svc = svc;
 		fe->stats = svc->stats;
-		fe->opts = kvip_fe_opts(kvip_svc_opts_locked(kn, svc));
+		fe->flags = kvip_svc_opts_locked(kn, svc)->flags;
 		RCU_INIT_POINTER(fe->eps,
 				 rcu_dereference_protected(svc->eps,
 							   lockdep_is_held(&kn->lock)));
@@ -569,7 +563,7 @@ int kvip_service_update(struct kvip_net *kn, struct kvip_service *svc,
 	WRITE_ONCE(svc->proto, proto);
 	old = rcu_replace_pointer(svc->opts, opts, lockdep_is_held(&kn->lock));
 	for (i = 0; i < svc->nfe; i++)
-		WRITE_ONCE(svc->fe[i]->opts, kvip_fe_opts(opts));
+		WRITE_ONCE(svc->fe[i]->flags, opts->flags);
 	if ((old->flags & KVIP_SERVICE_F_AFFINITY) &&
 	    !(opts->flags & KVIP_SERVICE_F_AFFINITY))
 		kvip_affinity_forget(kn, svc);
