@@ -68,7 +68,9 @@ hold_say() {
 # Then the "fence" line: its reply follows the segment's path, so once
 # it is in, the client's raw socket has seen the segment if it came.
 cat >"$KVIP_TMP/invalid.py" <<'EOF'
-import ctypes, os, socket, struct, sys
+import socket, struct, sys
+
+import kvip_nl
 
 # In the client netns: a TCP connection to VIP:80 served by backend 1
 # (netns argv[1]). Backend 1 answers the "probe" line with an extra
@@ -78,10 +80,7 @@ backend_ns, vip = sys.argv[1], sys.argv[2]
 c = socket.create_connection((vip, 80), timeout=30)
 cport = c.getsockname()[1]
 watch = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-libc = ctypes.CDLL(None, use_errno=True)
-fd = os.open("/run/netns/" + backend_ns, os.O_RDONLY)
-if libc.setns(fd, 0x40000000):
-    sys.exit("setns: " + os.strerror(ctypes.get_errno()))
+kvip_nl.setns(backend_ns)
 spy = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
 
 

@@ -16,13 +16,19 @@
 #                   model-checked phase, half from KVIP_FUZZ_PROCS=2
 #                   concurrent senders)
 # KVIP_FUZZ_SEED    seed (default random; printed as "# seed: N")
+# KVIP_FUZZ_NETNS   namespaces fuzzed at the same time (default 1, 2 in
+#                   long mode), each with COUNT / KVIP_FUZZ_NETNS messages
+#                   and seed SEED + i: phase 1 waits for every reply, so a
+#                   second one doubles the rate under TCG, and the netns
+#                   isolation of the table is fuzzed too
 # KVIP_FUZZ_LONG=1  long mode: 1,000,000 messages, 100,000 on a debug
 #                   kernel (KASAN/lockdep). Needs a longer per-test timeout
 #                   than selftests/settings gives (about 40 min stock), e.g.
 #                   selftests/vm-run -- selftests/kvip_fuzz.sh
 #
 # Replay a failure outside the test: ip netns exec NS selftests/kvip_fuzz.py
-# --seed N --count N --procs N (phase 1 replays exactly; phase 2 interleaves
+# --seed N --count N --procs N with the seed and count printed for the
+# namespace that failed (phase 1 replays exactly; phase 2 interleaves
 # differently from run to run).
 
 # shellcheck source=lib.sh
@@ -35,7 +41,7 @@ kvip_require
 ktap_set_plan 7
 
 if [[ "${KVIP_FUZZ_LONG:-0}" == 1 ]]; then
-	count=1000000
+	count=1000000 nfz=2
 	if zgrep -Eq '^CONFIG_(KASAN|PROVE_LOCKING)=y' /proc/config.gz 2>/dev/null; then
 		count=100000
 	fi
@@ -48,40 +54,65 @@ fi
 count=${KVIP_FUZZ_COUNT:-${count:-20000}}
 procs=${KVIP_FUZZ_PROCS:-2}
 seed=${KVIP_FUZZ_SEED:-$((RANDOM * 32768 + RANDOM))}
+nfz=${KVIP_FUZZ_NETNS:-${nfz:-1}}
+[[ "$nfz" =~ ^[1-9][0-9]*$ ]] || ktap_exit_fail_msg "KVIP_FUZZ_NETNS: a positive number"
 
 kvip_topology 2 || ktap_exit_fail_msg "topology setup failed"
 kvip_topology 2 f || ktap_exit_fail_msg "fuzz topology setup failed"
 kvip_servers backend- --port 8080 || ktap_exit_fail_msg "servers did not start"
 kvip_servers_tag f fbackend- --port 8080 || ktap_exit_fail_msg "servers did not start"
+# The fuzzed namespaces: fnode, which carries traffic afterwards, and more.
+fzns=("$fnode")
+while ((${#fzns[@]} < nfz)); do
+	setup_ns fz || ktap_exit_fail_msg "namespace setup failed"
+	fzns+=("$fz")
+done
 
 kvipctl_batch "$node" <<EOF2 || ktap_exit_fail_msg "service setup failed"
 service add default/web proto tcp clusterip $VIP:80
 endpoints set default/web $(endpoints4 8080 1 2)
 EOF2
 
-fuzz() {
-	py_ns "$fnode" "$KVIP_SELFTESTS/kvip_fuzz.py" "$@"
+fuzz() {	# fuzz NS ARGS...
+	local ns=$1
+	shift
+	py_ns "$ns" "$KVIP_SELFTESTS/kvip_fuzz.py" "$@"
 }
 
 # The oracle must be able to fail: a model corrupted on purpose.
 out=$KVIP_TMP/corrupt.out
-fuzz --seed "$seed" --count 300 --corrupt-model >"$out" 2>&1
+fuzz "$fnode" --seed "$seed" --count 300 --corrupt-model >"$out" 2>&1
 rc=$?
 grep -E '^FINDING|^# (corrupted|total)' "$out" | head -n 5 | sed 's/^/# /' >&"$KTAP_OUT"
 caught=$(grep -c '^FINDING.*final dump' "$out")
 ktap_check "the oracle catches a corrupted model" "exit $rc, $caught findings" \
 	[ "$rc" = 1 -a "$caught" -ge 1 ]
 
-out=$KVIP_TMP/fuzz.out
-ktap_print_msg "kvip_fuzz.py --seed $seed --count $count --procs $procs"
-fuzz --seed "$seed" --count "$count" --procs "$procs" >"$out" 2>&1
-rc=$?
-show_file "$out" 60
-ktap_check "fuzzer: $count messages, oracle and reply checks pass" \
-	"exit $rc, $(grep -c '^FINDING' "$out") findings (seed $seed)" [ "$rc" = 0 ]
+per=$((count / nfz))
+pids=()
+for i in "${!fzns[@]}"; do
+	ktap_print_msg "netns $i: kvip_fuzz.py --seed $((seed + i)) --count $per --procs $procs"
+	fuzz "${fzns[i]}" --seed $((seed + i)) --count "$per" --procs "$procs" \
+		>"$KVIP_TMP/fuzz.$i.out" 2>&1 &
+	pids+=($!)
+done
+failed="" findings=0
+for i in "${!pids[@]}"; do
+	wait "${pids[i]}" || failed+=" $i (seed $((seed + i)))"
+	out=$KVIP_TMP/fuzz.$i.out
+	((nfz == 1)) || ktap_print_msg "netns $i:"
+	show_file "$out" 60
+	findings=$((findings + $(grep -c '^FINDING' "$out")))
+done
+ktap_check "fuzzer: $((per * nfz)) messages in $nfz netns, oracle and reply checks pass" \
+	"$findings findings, failed:${failed:- none}" [ -z "$failed" ]
 
-d=$(kvip_dump_check "$fnode")
-ktap_check "fuzzed table dump keeps the contract" "$d" matches "$d" '^ok '
+bad=""
+for ns in "${fzns[@]}"; do
+	d=$(kvip_dump_check "$ns")
+	[[ "$d" == "ok "* ]] || bad+="$ns: $d; "
+done
+ktap_check "fuzzed table dumps keep the contract" "${bad:-ok}" [ -z "$bad" ]
 
 d=$(kvip_json "$node" "[(x['name'], len(x['endpoints'])) for x in s]")
 ktap_check "known service untouched" "$d" [ "$d" = "[('default/web', 2)]" ]

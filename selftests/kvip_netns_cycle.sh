@@ -74,7 +74,6 @@ awk 'BEGIN {
 cycle_py=$KVIP_TMP/cycle.py
 cat >"$cycle_py" <<'PYEOF'
 """kvip_netns_cycle.sh's cycles (see the test)."""
-import ctypes
 import errno
 import os
 import socket
@@ -86,18 +85,8 @@ import time
 sys.path.insert(0, os.environ["KVIP_SELFTESTS"])
 import kvip_nl as K  # noqa: E402
 
-CLONE_NEWNET = 0x40000000
 RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 20, 24
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 1, 4, 0x200, 0x400
-libc = ctypes.CDLL(None, use_errno=True)
-
-
-def check(ret, what):
-    if ret != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, "%s: %s" % (what, os.strerror(e)))
-
-
 def rtnl(requests):
     """Send rtnetlink requests, one at a time, each acknowledged."""
     s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
@@ -184,7 +173,7 @@ def connection(srv, vip, payload, eps):
 
 
 def cycle(k, kvipctl, batch):
-    check(libc.unshare(CLONE_NEWNET), "unshare")
+    K.unshare_netns()
     configure()
     p = subprocess.run([kvipctl, "-batch", batch], capture_output=True,
                        text=True)
@@ -230,7 +219,7 @@ def main():
             except (OSError, K.NlError) as e:
                 problem = "%s" % e
             # Back home: nothing holds the new namespace any more.
-            check(libc.setns(home, CLONE_NEWNET), "setns")
+            K.setns(home)
             if problem:
                 failures += 1
             f.write("%d %s %.0f %s\n" % (k, "fail" if problem else "ok",

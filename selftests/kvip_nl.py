@@ -57,12 +57,15 @@ As a module: KvipNl().request(cmd, attrs, flags) returns the parsed replies
 or raises NlError(errno, message, offset); KvipNl().services() dumps the
 table and checks the dump contract; build_request()/parse_attrs() turn
 request text into attribute bytes and attribute bytes into values;
-nla*()/frontend()/endpoint() build attributes directly.
+nla*()/frontend()/endpoint() build attributes directly; setns() and
+unshare_netns() move the calling thread between network namespaces.
 """
 
+import ctypes
 import errno as errno_mod
 import ipaddress
 import json
+import os
 import shlex
 import socket
 import struct
@@ -190,6 +193,36 @@ SPACES = {
 }
 
 INT_FMT = {"u8": "B", "u16": "H", "u32": "I", "u64": "Q", "s32": "i"}
+
+# --- network namespaces (os.setns() is Python 3.12; Debian 12 has 3.11) ----
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _netns_call(ret, what):
+    if ret:
+        e = ctypes.get_errno()
+        raise OSError(e, "%s: %s" % (what, os.strerror(e)))
+
+
+def setns(ns):
+    """Enter network namespace NS: an open fd, a name under /run/netns or
+    a path."""
+    if isinstance(ns, int):
+        _netns_call(_libc.setns(ns, CLONE_NEWNET), "setns")
+        return
+    path = ns if "/" in ns else "/run/netns/" + ns
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _netns_call(_libc.setns(fd, CLONE_NEWNET), "setns " + ns)
+    finally:
+        os.close(fd)
+
+
+def unshare_netns():
+    """Move into a new network namespace."""
+    _netns_call(_libc.unshare(CLONE_NEWNET), "unshare")
 
 
 # errno names shared by two values: use the ones kernel code uses.

@@ -28,7 +28,6 @@ are printed and exit with status 1.
 """
 
 import argparse
-import ctypes
 import os
 import resource
 import selectors
@@ -36,7 +35,9 @@ import socket
 import struct
 import sys
 
-CLONE_NEWNET = 0x40000000
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kvip_nl  # noqa: E402
+
 SOL_IP = 0
 IP_PKTINFO = 8              # not exported by the socket module
 IPV6_RECVPKTINFO = 49
@@ -69,24 +70,13 @@ class Netns:
     """Enter named network namespaces and come back."""
 
     def __init__(self):
-        self.libc = ctypes.CDLL(None, use_errno=True)
         self.home = os.open("/proc/self/ns/net", os.O_RDONLY)
 
-    def _setns(self, fd):
-        if self.libc.setns(fd, CLONE_NEWNET) != 0:
-            e = ctypes.get_errno()
-            raise OSError(e, "setns: " + os.strerror(e))
-
     def enter(self, name):
-        path = name if "/" in name else "/run/netns/" + name
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            self._setns(fd)
-        finally:
-            os.close(fd)
+        kvip_nl.setns(name)
 
     def leave(self):
-        self._setns(self.home)
+        kvip_nl.setns(self.home)
 
 
 class Server:

@@ -51,20 +51,9 @@ import time  # noqa: F401
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kvip_nl  # noqa: F401,E402
 
-CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 
 libc = ctypes.CDLL(None, use_errno=True)
-
-
-def setns(name):
-    fd = os.open("/run/netns/" + name, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if libc.setns(fd, CLONE_NEWNET):
-            e = ctypes.get_errno()
-            raise OSError(e, "setns %s: %s" % (name, os.strerror(e)))
-    finally:
-        os.close(fd)
 
 
 def join_cgroup(pid):
@@ -144,7 +133,7 @@ def child(listener, conn, req, prepared):
             os.environ[name] = value
         join_cgroup(caller)
         if netns:
-            setns(netns)
+            kvip_nl.setns(netns)
         try:
             redirect("/proc/%s/fd/0" % caller, 0, os.O_RDONLY)
         except OSError:
