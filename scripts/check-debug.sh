@@ -20,7 +20,8 @@
 #      and no kmemleak scans of its own (step 4 scans after everything);
 #      kvip_limits.sh is left out when the kernel has no memory cgroup and
 #      kvip_fuzz.sh's quick pass because step 3 runs it in long mode;
-#   3. kvip_fuzz.sh in long mode, its share of 100,000 messages
+#   3. kvip_fuzz.sh in long mode, its share of 100,000 messages (in two
+#      namespaces at once)
 #      (KVIP_FUZZ_COUNT overrides the total) with a seed of its own;
 #   4. kmemleak: 6 s after the module is unloaded, two scans; any
 #      unreferenced object fails the run.
@@ -79,19 +80,18 @@ kmemleak_scan() {
 }
 
 # Seconds each test took on the debug kernel (two guests on an idle host,
-# session 5's second run at 3766d79, stress and netns_cycle less the
-# baseline waits session 6 cut; only the proportions matter). A test
-# not listed counts as 120.
+# session 6's run at df18695; only the proportions matter). A test not
+# listed counts as 120.
 declare -A COST=(
-	[kvip_affinity.sh]=124 [kvip_bad_input.sh]=96 [kvip_clusterip_tcp.sh]=50
-	[kvip_config.sh]=54 [kvip_conntrack.sh]=77 [kvip_delete_empty.sh]=48
-	[kvip_endpoint_replace.sh]=82 [kvip_faults.sh]=178
-	[kvip_idle_netns.sh]=80 [kvip_ipv6.sh]=61 [kvip_lifecycle.sh]=124
-	[kvip_limits.sh]=133 [kvip_local_out.sh]=55 [kvip_masquerade.sh]=64
-	[kvip_monitor.sh]=83 [kvip_netns_cycle.sh]=170
-	[kvip_netns_isolation.sh]=76 [kvip_nodeport.sh]=74
-	[kvip_source_ranges.sh]=63 [kvip_stress.sh]=220 [kvip_sync.sh]=171
-	[kvip_traffic_policy.sh]=112 [kvip_udp_sctp.sh]=59 [kvip_weights.sh]=60
+	[kvip_affinity.sh]=92 [kvip_bad_input.sh]=70 [kvip_clusterip_tcp.sh]=44
+	[kvip_config.sh]=41 [kvip_conntrack.sh]=63 [kvip_delete_empty.sh]=47
+	[kvip_endpoint_replace.sh]=81 [kvip_faults.sh]=184
+	[kvip_idle_netns.sh]=64 [kvip_ipv6.sh]=49 [kvip_lifecycle.sh]=105
+	[kvip_limits.sh]=93 [kvip_local_out.sh]=44 [kvip_masquerade.sh]=52
+	[kvip_monitor.sh]=63 [kvip_netns_cycle.sh]=128
+	[kvip_netns_isolation.sh]=53 [kvip_nodeport.sh]=57
+	[kvip_source_ranges.sh]=52 [kvip_stress.sh]=217 [kvip_sync.sh]=118
+	[kvip_traffic_policy.sh]=80 [kvip_udp_sctp.sh]=54 [kvip_weights.sh]=49
 )
 
 # shard_tests DIR K N: the tests of guest K of N, longest first into the
