@@ -74,10 +74,19 @@ ktap_check "flush in a empties a's table and leaves b's" \
 	"a has $sa services; b has (count name endpoints) '$sb'" \
 	[ "$sa|$sb" = "0|1 default/web 3" ]
 
+# Every connection ok and only to b's backends, not necessarily all three:
+# 10 uniform picks miss one of 3 backends 5 % of the time.
+# shellcheck disable=SC2317 # called through ktap_check
+b_flows() {
+	local k
+	[[ "${R[ok]}" == 10 ]] || return 1
+	for k in $(tally_keys); do
+		[[ "$k" == b-backend-[123] ]] || return 1
+	done
+}
 client_run "$out" "$bclient" -n 10 "$VIP" 80
 ktap_check "b's traffic still flows after the flush in a" \
-	"${R[ok]} of 10 ok, backends used: $(tally_keys)" \
-	[ "${R[ok]}|$(tally_keys)" = "10|b-backend-1 b-backend-2 b-backend-3" ]
+	"${R[ok]} of 10 ok, backends used: $(tally_keys)" b_flows
 
 client_run "$out" "$aclient" -n 2 -t 1 "$VIP" 80
 ktap_check "a's VIP is no longer translated" \
