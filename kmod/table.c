@@ -289,12 +289,31 @@ static void kvip_endpoints_carry(struct kvip_endpoints *new,
 	kvfree(idx);
 }
 
+/* Bring @fe's copies of @svc's fields up to date (see struct kvip_frontend). */
+static void kvip_fe_sync(struct kvip_net *kn, const struct kvip_service *svc,
+			 struct kvip_frontend *fe)
+{
+	fe->stats = svc->stats;
+	WRITE_ONCE(fe->flags, kvip_svc_opts_locked(kn, svc)->flags);
+	rcu_assign_pointer(fe->eps,
+			   rcu_dereference_protected(svc->eps,
+						     lockdep_is_held(&kn->lock)));
+}
+
+static void kvip_frontends_sync(struct kvip_net *kn,
+				const struct kvip_service *svc)
+{
+	unsigned int i;
+
+	for (i = 0; i < svc->nfe; i++)
+		kvip_fe_sync(kn, svc, svc->fe[i]);
+}
+
 /* Publish @eps (may be NULL: empty) and free the old set after a grace period. */
 void kvip_endpoints_replace(struct kvip_net *kn, struct kvip_service *svc,
 			    struct kvip_endpoints *eps)
 {
 	struct kvip_endpoints *old;
-	unsigned int i;
 
 	old = rcu_dereference_protected(svc->eps, lockdep_is_held(&kn->lock));
 	kn->nendpoints += (eps ? eps->count : 0) - (old ? old->count : 0);
@@ -302,8 +321,7 @@ void kvip_endpoints_replace(struct kvip_net *kn, struct kvip_service *svc,
 	if (old && eps)
 		kvip_endpoints_carry(eps, old);
 	rcu_assign_pointer(svc->eps, eps);
-	for (i = 0; i < svc->nfe; i++)
-		rcu_assign_pointer(svc->fe[i]->eps, eps);
+	kvip_frontends_sync(kn, svc);
 	kvip_ct_endpoints_changed(kn, svc, old, eps);
 	if (old)
 		call_rcu(&old->rcu, kvip_endpoints_free_rcu);
@@ -435,11 +453,7 @@ static int kvip_frontends_set(struct kvip_net *kn, struct kvip_service *svc,
 		fe->key = key;
 		fe->type = spec[i].type;
 		fe->svc = svc;
-		fe->stats = svc->stats;
-		fe->flags = kvip_svc_opts_locked(kn, svc)->flags;
-		RCU_INIT_POINTER(fe->eps,
-				 rcu_dereference_protected(svc->eps,
-							   lockdep_is_held(&kn->lock)));
+		kvip_fe_sync(kn, svc, fe);
 		err = rhashtable_insert_fast(&kn->frontends, &fe->node,
 					     kvip_fe_params);
 		if (err) {
@@ -552,7 +566,6 @@ int kvip_service_update(struct kvip_net *kn, struct kvip_service *svc,
 			const struct kvip_frontend *fe, unsigned int nfe)
 {
 	struct kvip_svc_opts *old;
-	unsigned int i;
 	int err;
 
 	err = kvip_frontends_set(kn, svc, proto, fe, nfe);
@@ -562,8 +575,7 @@ int kvip_service_update(struct kvip_net *kn, struct kvip_service *svc,
 	}
 	WRITE_ONCE(svc->proto, proto);
 	old = rcu_replace_pointer(svc->opts, opts, lockdep_is_held(&kn->lock));
-	for (i = 0; i < svc->nfe; i++)
-		WRITE_ONCE(svc->fe[i]->flags, opts->flags);
+	kvip_frontends_sync(kn, svc);
 	if ((old->flags & KVIP_SERVICE_F_AFFINITY) &&
 	    !(opts->flags & KVIP_SERVICE_F_AFFINITY))
 		kvip_affinity_forget(kn, svc);
