@@ -20,9 +20,9 @@
 #      and no kmemleak scans of its own (step 4 scans after everything);
 #      kvip_limits.sh is left out when the kernel has no memory cgroup and
 #      kvip_fuzz.sh's quick pass because step 3 runs it in long mode;
-#   3. kvip_fuzz.sh in long mode, its share of 100,000 messages (in two
-#      namespaces at once)
-#      (KVIP_FUZZ_COUNT overrides the total) with a seed of its own;
+#   3. kvip_fuzz.sh in long mode: its share of 100,000 messages
+#      (KVIP_FUZZ_COUNT overrides the total), in two namespaces at once,
+#      with a seed of its own;
 #   4. kmemleak: 6 s after the module is unloaded, two scans; any
 #      unreferenced object fails the run.
 # vm-run then fails the run on any WARN/BUG/KASAN/lockdep/RCU splat or taint

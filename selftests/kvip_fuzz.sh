@@ -40,15 +40,15 @@ ktap_print_header
 kvip_require
 ktap_set_plan 7
 
+debug=0
+zgrep -Eq '^CONFIG_(KASAN|PROVE_LOCKING)=y' /proc/config.gz 2>/dev/null && debug=1
 if [[ "${KVIP_FUZZ_LONG:-0}" == 1 ]]; then
 	count=1000000 nfz=2
-	if zgrep -Eq '^CONFIG_(KASAN|PROVE_LOCKING)=y' /proc/config.gz 2>/dev/null; then
-		count=100000
-	fi
+	((debug)) && count=100000
 fi
 # A hung request is one unanswered for 10 s; on a debug kernel under TCG
 # a busy host made a bigset take longer (a check-debug run), so 60 there.
-if zgrep -Eq '^CONFIG_(KASAN|PROVE_LOCKING)=y' /proc/config.gz 2>/dev/null; then
+if ((debug)); then
 	export KVIP_FUZZ_REPLY_TIMEOUT=${KVIP_FUZZ_REPLY_TIMEOUT:-60}
 fi
 count=${KVIP_FUZZ_COUNT:-${count:-20000}}

@@ -87,6 +87,8 @@ import kvip_nl as K  # noqa: E402
 
 RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 20, 24
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 1, 4, 0x200, 0x400
+
+
 def rtnl(requests):
     """Send rtnetlink requests, one at a time, each acknowledged."""
     s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
