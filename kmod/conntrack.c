@@ -208,7 +208,9 @@ static void kvip_ct_rules_fill(struct kvip_ct_rule *rule,
 
 static int kvip_ct_rule_cmp(const void *a, const void *b)
 {
-	return kvip_ct_key_cmp(a, b);
+	const struct kvip_ct_rule *x = a, *y = b;
+
+	return kvip_ct_key_cmp(&x->key, &y->key);
 }
 
 static void kvip_ct_walk(struct kvip_net *kn, struct kvip_ct_rule *rule,

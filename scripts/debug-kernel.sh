@@ -47,11 +47,13 @@ make -C "$src" O="$out" -s olddefconfig
 # merge_config drops what Kconfig refuses; insist on what we asked for.
 missing=0
 while IFS= read -r line; do
-	[[ "$line" =~ ^CONFIG_[A-Z0-9_]+=[ym]$ ]] || continue
-	if ! grep -qx "${line%=*}=[ym]" "$out/.config"; then
-		echo "debug-kernel.sh: $line did not survive olddefconfig" >&2
-		missing=1
-	fi
+	case "$line" in
+	CONFIG_*=[ym]) grep -qx "${line%=*}=[ym]" "$out/.config" ;;
+	CONFIG_*=n) ! grep -qx "${line%=*}=[ym]" "$out/.config" ;;
+	*) continue ;;
+	esac && continue
+	echo "debug-kernel.sh: $line did not survive olddefconfig" >&2
+	missing=1
 done <"$fragment"
 ((missing == 0)) || exit 1
 
