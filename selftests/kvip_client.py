@@ -31,6 +31,9 @@ prints the reply line (for tests that need a long-lived connection); with
 UDP, "TIMEOUT ..." when none came within the timeout, and it goes on.
 --stop-file keeps connecting (COUNT 0: without limit) until the file
 exists; --log writes "SEQ STATUS KEY MS" per connection, flushed.
+--spread K goes on after COUNT connections, up to 4 x COUNT, until K
+distinct keys were tallied: a check that every one of K backends gets
+traffic then fails by chance one run in ~10^10, not one in ~10^3.
 """
 
 import argparse
@@ -149,7 +152,8 @@ class Client:
         log = open(a.log, "w", buffering=1) if a.log else None
         seq = 0
         while True:
-            if a.count and seq >= a.count:
+            if a.count and seq >= a.count and (
+                    len(tally) >= a.spread or seq >= 4 * a.count):
                 break
             if a.stop_file and os.path.exists(a.stop_file):
                 break
@@ -223,6 +227,9 @@ def main():
     ap.add_argument("--snat", action="store_true",
                     help="the backend may see another client address")
     ap.add_argument("--stop-file", help="stop once this file exists")
+    ap.add_argument("--spread", type=int, default=0, metavar="K",
+                    help="after COUNT, go on (up to 4 x COUNT) until K "
+                    "keys were tallied")
     ap.add_argument("--log", help="per-connection log file")
     ap.add_argument("--max-errors", type=int, default=3,
                     help="failures of each kind to describe")

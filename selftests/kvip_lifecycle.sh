@@ -120,10 +120,10 @@ n=$(kvip_count "$node")
 ktap_check "after insmod the table is empty" "dump has $n services" [ "$n" = 0 ]
 setup_web || ktap_exit_fail_msg "service setup after reload failed"
 out=$KVIP_TMP/out
-client_run "$out" "$client" -n 20 "$VIP" 80
+client_run "$out" "$client" -n 20 --spread 3 "$VIP" 80
 ktap_check "after reload a new service carries traffic" \
-	"${R[ok]} of 20 ok, backends used: $(tally_keys)" \
-	[ "${R[ok]}|$(tally_keys)" = "20|backend-1 backend-2 backend-3" ]
+	"${R[ok]} of ${R[conns]} ok, backends used: $(tally_keys)" \
+	[ "${R[ok]}|$(tally_keys)" = "${R[conns]}|backend-1 backend-2 backend-3" ]
 
 # --- 3. namespace deletion with 1,001 services and a live connection ---
 "$KVIPCTL" -n "$node" -batch "$batch" || ktap_exit_fail_msg "batch failed"

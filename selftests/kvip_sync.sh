@@ -151,10 +151,10 @@ loop_pid=$!
 defer kill_wait "$loop_pid"
 
 out=$KVIP_TMP/first.out
-client_run "$out" "$client" -n 12 "$VIP" 80
+client_run "$out" "$client" -n 12 --spread 2 "$VIP" 80
 ktap_check "12 connections reach backend1 and backend2" \
-	"${R[ok]} of 12 ok, backends used: $(tally_keys)" \
-	[ "${R[ok]}|$(tally_keys)" = "12|backend-1 backend-2" ]
+	"${R[ok]} of ${R[conns]} ok, backends used: $(tally_keys)" \
+	[ "${R[ok]}|$(tally_keys)" = "${R[conns]}|backend-1 backend-2" ]
 
 # --- an established connection, then the endpoints change ---------------
 

@@ -73,10 +73,10 @@ ktap_check "only unready, non-serving endpoints: refused as well" \
 # --- internalTrafficPolicy ---
 svc internal-traffic-policy local
 eps "$L1,local" "$L2,local" "$R3" "$R4"
-conns "$client" "$VIP" 80
+conns "$client" "$VIP" 80 --spread 2
 ktap_check "ITP local: the cluster IP uses only local endpoints" \
-	"ok=${R[ok]}, backends $(tally_keys)" \
-	[ "${R[ok]}/$(tally_keys)" = "12/backend-1 backend-2" ]
+	"ok=${R[ok]} of ${R[conns]}, backends $(tally_keys)" \
+	[ "${R[ok]}/$(tally_keys)" = "${R[conns]}/backend-1 backend-2" ]
 
 eps "$R3" "$R4"
 drops0=$(kvip_json "$node" "svc('$SVC')['stats']['drops']")
@@ -88,10 +88,10 @@ ktap_check "ITP local without local endpoints: dropped, not refused" \
 ktap_check "ITP local without local endpoints: counted as drops" \
 	"drops $drops0 -> $drops1" [ "$((drops1 - drops0))" -ge 2 ]
 
-conns "$client" "$NODE" "$NP" --snat
+conns "$client" "$NODE" "$NP" --snat --spread 2
 ktap_check "ITP local does not restrict the node port" \
-	"ok=${R[ok]}, backends $(tally_keys)" \
-	[ "${R[ok]}/$(tally_keys)" = "12/backend-3 backend-4" ]
+	"ok=${R[ok]} of ${R[conns]}, backends $(tally_keys)" \
+	[ "${R[ok]}/$(tally_keys)" = "${R[conns]}/backend-3 backend-4" ]
 
 # --- terminating fallback, the four combinations ---
 svc
@@ -108,10 +108,10 @@ ktap_check "ETP cluster, no ready endpoint: serving terminating ones serve" \
 	[ "${R[ok]}/$(tally_keys)" = "12/backend-1" ]
 
 eps "$L1,notready,terminating" "$L2,notready,notserving,terminating" "$R3" "$R4"
-conns "$client" "$VIP" 80
+conns "$client" "$VIP" 80 --spread 2
 ktap_check "ITP cluster: ready endpoints win over terminating ones" \
-	"ok=${R[ok]}, backends $(tally_keys)" \
-	[ "${R[ok]}/$(tally_keys)" = "12/backend-3 backend-4" ]
+	"ok=${R[ok]} of ${R[conns]}, backends $(tally_keys)" \
+	[ "${R[ok]}/$(tally_keys)" = "${R[conns]}/backend-3 backend-4" ]
 
 svc internal-traffic-policy local external-traffic-policy local
 eps "$L1,local,notready,terminating" "$L2,local,notready,notserving,terminating" \
@@ -134,10 +134,10 @@ ktap_check "ETP local: node port from outside reaches only local endpoints, clie
 	"ok=${R[ok]}, backends $(tally_keys)" \
 	[ "${R[ok]}/$(tally_keys)" = "12/backend-1" ]
 
-conns "$node" "$NODE" "$NP" -n 30 --snat
+conns "$node" "$NODE" "$NP" -n 30 --snat --spread 3
 ktap_check "ETP local: the node itself is cluster traffic (all endpoints)" \
-	"ok=${R[ok]}, backends $(tally_keys)" \
-	[ "${R[ok]}/$(tally_keys)" = "30/backend-1 backend-3 backend-4" ]
+	"ok=${R[ok]} of ${R[conns]}, backends $(tally_keys)" \
+	[ "${R[ok]}/$(tally_keys)" = "${R[conns]}/backend-1 backend-3 backend-4" ]
 
 eps "$R3" "$R4"
 conns "$client" "$NODE" "$NP" -n 2 -t 1
