@@ -22,7 +22,8 @@
 #      kvip_fuzz.sh's quick pass because step 3 runs it in long mode;
 #   3. kvip_fuzz.sh in long mode: its share of 100,000 messages
 #      (KVIP_FUZZ_COUNT overrides the total), in two namespaces at once,
-#      with a seed of its own;
+#      with a seed of its own, a quarter of them from concurrent senders
+#      (KVIP_FUZZ_CONCURRENT=25: each of theirs costs ~1.6 of the others);
 #   4. kmemleak: 6 s after the module is unloaded, two scans; any
 #      unreferenced object fails the run.
 # vm-run then fails the run on any WARN/BUG/KASAN/lockdep/RCU splat or taint
@@ -170,6 +171,7 @@ guest() {
 	step "fuzzer, long mode: $count messages"
 	set +o pipefail
 	KVIP_FUZZ_LONG=1 KVIP_FUZZ_COUNT=$count \
+		KVIP_FUZZ_CONCURRENT=${KVIP_FUZZ_CONCURRENT:-25} \
 		KVIP_FUZZ_SEED=$(( (${KVIP_DEBUG_SEED:-1} + shard) % 1073741824 )) \
 		"$top/selftests/kvip_fuzz.sh" 2>&1 | sed -u 's/^/# /'
 	rc=${PIPESTATUS[0]}

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 """kvip_fuzz.py - structure-aware fuzzer for the kvip generic netlink family.
 
-Usage: kvip_fuzz.py [--seed N] [--count N] [--procs N] [--corrupt-model]
-                    [--check-every N]       (KVIP_FUZZ_TRACE=1: trace)
+Usage: kvip_fuzz.py [--seed N] [--count N] [--procs N] [--concurrent PCT]
+                    [--corrupt-model] [--check-every N]
+                    (KVIP_FUZZ_TRACE=1: trace)
 
 Messages are built from valid templates of every command (new, replace
 with service options and source ranges, del, get doit/dump, set_endpoints
@@ -15,14 +16,18 @@ flag bits, missing or stray NLA_F_NESTED, deep and repeated nests, reserved
 genl header bytes, big multi-chunk endpoint sets, abandoned sequences,
 APPENDs from other sockets, sockets closed mid-sequence or mid-dump.
 
-Phase 1 (one process, --count N, or N/2 with --procs > 1) keeps a model of
+Phase 1 (one process, --count N, or with --procs > 1 what the concurrent
+senders do not send: N/2 by default, see --concurrent) keeps a model of
 what the kernel acknowledged (name -> proto, frontends, endpoint multiset,
 options; staged sets; the netns settings) and predicts the outcome of every semantic request: the
 errno must be one the contract allows (0 when none applies), GET replies
 and the dumps taken along the way and at the end must equal the model.
 Phase 2 (--procs N > 1) forks N senders with seeds derived from the main
-seed; afterwards the dump must keep the contract (kvip_nl checks) and no
-frontend may belong to two services.
+seed, which send --concurrent PCT percent of --count between them (default
+50; their messages cost more each, the senders contending for the kvip
+mutex, so a debug kernel's run gives them less); afterwards the dump must
+keep the contract (kvip_nl checks) and no frontend may belong to two
+services.
 
 Always: every reply is an ACK, an error, DONE or a well-formed kvip
 message; every error carries an extack message, except those the netlink
@@ -1454,6 +1459,9 @@ def main(argv):
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--count", type=int, default=20000)
     ap.add_argument("--procs", type=int, default=1)
+    ap.add_argument("--concurrent", type=int, default=50, metavar="PCT",
+                    choices=range(0, 101),
+                    help="percent of --count the concurrent senders send")
     ap.add_argument("--check-every", type=int, default=2000,
                     help="compare a full dump with the model every N")
     ap.add_argument("--corrupt-model", action="store_true")
@@ -1461,7 +1469,8 @@ def main(argv):
     seed = args.seed if args.seed is not None else \
         int.from_bytes(os.urandom(4), "little")
     print("# seed: %d" % seed, flush=True)
-    det = args.count if args.procs <= 1 else args.count // 2
+    det = args.count if args.procs <= 1 else \
+        args.count - args.count * args.concurrent // 100
     t0 = time.monotonic()
     f = Fuzzer(seed)
     f.conns[0].sock.send(f.frame(f.conns[0], FLUSH, [], K.NLM_F_REQUEST |
@@ -1503,8 +1512,8 @@ def main(argv):
     print("# mutations: " + " ".join("%s=%d" % kv for kv in
                                      sorted(f.stats.items())), flush=True)
 
-    if args.procs > 1:
-        rest = args.count - det
+    rest = args.count - det
+    if args.procs > 1 and rest > 0:
         per = max(1, rest // args.procs)
         pids = []
         for i in range(args.procs):

@@ -15,6 +15,8 @@
 # KVIP_FUZZ_COUNT   messages (default 20000: half in the deterministic
 #                   model-checked phase, half from KVIP_FUZZ_PROCS=2
 #                   concurrent senders)
+# KVIP_FUZZ_CONCURRENT  percent of them the concurrent senders send
+#                   (default 50)
 # KVIP_FUZZ_SEED    seed (default random; printed as "# seed: N")
 # KVIP_FUZZ_NETNS   namespaces fuzzed at the same time (default 1, 2 in
 #                   long mode), each with COUNT / KVIP_FUZZ_NETNS messages
@@ -53,6 +55,7 @@ if ((debug)); then
 fi
 count=${KVIP_FUZZ_COUNT:-${count:-20000}}
 procs=${KVIP_FUZZ_PROCS:-2}
+concurrent=${KVIP_FUZZ_CONCURRENT:-50}
 seed=${KVIP_FUZZ_SEED:-$((RANDOM * 32768 + RANDOM))}
 nfz=${KVIP_FUZZ_NETNS:-${nfz:-1}}
 [[ "$nfz" =~ ^[1-9][0-9]*$ ]] || ktap_exit_fail_msg "KVIP_FUZZ_NETNS: a positive number"
@@ -91,8 +94,9 @@ ktap_check "the oracle catches a corrupted model" "exit $rc, $caught findings" \
 per=$((count / nfz))
 pids=()
 for i in "${!fzns[@]}"; do
-	ktap_print_msg "netns $i: kvip_fuzz.py --seed $((seed + i)) --count $per --procs $procs"
+	ktap_print_msg "netns $i: kvip_fuzz.py --seed $((seed + i)) --count $per --procs $procs --concurrent $concurrent"
 	fuzz "${fzns[i]}" --seed $((seed + i)) --count "$per" --procs "$procs" \
+		--concurrent "$concurrent" \
 		>"$KVIP_TMP/fuzz.$i.out" 2>&1 &
 	pids+=($!)
 done
