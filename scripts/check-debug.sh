@@ -23,7 +23,7 @@
 #   3. kvip_fuzz.sh in long mode: its share of 100,000 messages
 #      (KVIP_FUZZ_COUNT overrides the total), in two namespaces at once,
 #      with a seed of its own, a quarter of them from concurrent senders
-#      (KVIP_FUZZ_CONCURRENT=25: each of theirs costs ~1.6 of the others);
+#      (KVIP_FUZZ_CONCURRENT=25: theirs cost up to 1.6 times the others);
 #   4. kmemleak: 6 s after the module is unloaded, two scans; any
 #      unreferenced object fails the run.
 # vm-run then fails the run on any WARN/BUG/KASAN/lockdep/RCU splat or taint
