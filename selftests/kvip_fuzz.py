@@ -1453,14 +1453,26 @@ def run_child(seed, count, tag):
     return f
 
 
+def percent(text):
+    """argparse type: an integer 0..100."""
+    import argparse
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if not 0 <= v <= 100:
+        raise argparse.ArgumentTypeError(
+            "invalid percentage '%s' (0..100)" % text)
+    return v
+
+
 def main(argv):
     import argparse
     ap = argparse.ArgumentParser(description="kvip generic netlink fuzzer")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--count", type=int, default=20000)
     ap.add_argument("--procs", type=int, default=1)
-    ap.add_argument("--concurrent", type=int, default=50, metavar="PCT",
-                    choices=range(0, 101),
+    ap.add_argument("--concurrent", type=percent, default=50, metavar="PCT",
                     help="percent of --count the concurrent senders send")
     ap.add_argument("--check-every", type=int, default=2000,
                     help="compare a full dump with the model every N")
