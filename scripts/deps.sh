@@ -25,6 +25,9 @@ PACKAGES=(
 	iproute2 socat conntrack curl python3 nftables iptables libcap2-bin
 	# make bench: the IPVS contender, throughput, plots, profiles.
 	ipvsadm iperf3 gnuplot-nox linux-perf
+	# make debug-kernel (scripts/debug-kernel.sh builds the reliability
+	# guest's kernel from linux-source-6.1).
+	flex bison bc libelf-dev libssl-dev
 	# Module packaging and static checks (checkpatch.pl comes from the
 	# linux-source tarball in /usr/src).
 	dkms sparse linux-source-6.1
