@@ -92,6 +92,7 @@ declare -A COST=(
 	[kvip_monitor.sh]=63 [kvip_netns_cycle.sh]=128
 	[kvip_netns_isolation.sh]=53 [kvip_nodeport.sh]=57
 	[kvip_source_ranges.sh]=52 [kvip_stress.sh]=217 [kvip_sync.sh]=118
+	[kvip_table.sh]=90
 	[kvip_traffic_policy.sh]=80 [kvip_udp_sctp.sh]=54 [kvip_weights.sh]=49
 )
 
