@@ -1,9 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The frontend table: an open-addressing array that grows, shrinks and is
-# rebuilt to clear deleted slots, while every frontend keeps leading to its
-# own service.
+# The frontend table grows and shrinks (hash table resizes) and is churned,
+# while every frontend keeps leading to its own service.
 #
 #  ┌─────────────┐     ┌──────────────────────────────┐     ┌──────────────┐
 #  │ client      ├veth─┤ node  kvip                   ├br0──┤ backend1..3  │
@@ -15,15 +14,14 @@
 # frontend, or a deleted frontend's leftovers, lands on the wrong backend
 # two times in three (with 20 to 40 connections per check, a table that
 # mixes services up fails).
-# 1. 1,000 services in one batch (the table grows from 16 slots to 2,048):
+# 1. 1,000 services in one batch (the table grows through several sizes):
 #    a sample of 20 reaches its own backends.
-# 2. All but 40 deleted in one batch (the table shrinks to 128 slots):
+# 2. All but 40 deleted in one batch (the table shrinks):
 #    those 40 reach their backends, and 10 of the deleted addresses are
 #    not translated.
 # 3. For each third of the services, in turn: the deleted ones added,
-#    deleted and added again, the last time with another backend (deleted
-#    slots fill the table and force rebuilds); a sample of 20 reaches each
-#    service's latest backend.
+#    deleted and added again, the last time with another backend; a sample
+#    of 20 reaches each service's latest backend.
 
 # shellcheck source=lib.sh
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
@@ -138,7 +136,7 @@ ktap_print_msg "10 connections to deleted frontends in $(($(now_ms) - t0)) ms"
 ktap_check "10 deleted frontends are no longer translated" \
 	"$got" [ "$got" = 10 ]
 
-# --- 3. churn: deleted slots pile up and are cleared by rebuilds ---
+# --- 3. churn ---
 # not_kept: drop the lines of the services step 2 kept.
 not_kept() { awk -v e=$KEEP_EVERY '{ split($3, a, "-"); if (a[2] % e) print }'; }
 for r in 1 2 3; do
