@@ -19,9 +19,9 @@
 # 2. All but 40 deleted in one batch (the table shrinks):
 #    those 40 reach their backends, and 10 of the deleted addresses are
 #    not translated.
-# 3. For each third of the services, in turn: the deleted ones added,
-#    deleted and added again, the last time with another backend; a sample
-#    of 20 reaches each service's latest backend.
+# 3. For each third of the services, in turn: the deleted ones added with
+#    another backend than in step 1, deleted, and added again with it; a
+#    sample of 20 reaches each service's latest backend.
 
 # shellcheck source=lib.sh
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
