@@ -59,13 +59,23 @@ host() {
 			>"${logs[i]}" 2>&1 &
 		pids+=($!)
 	done
+	local status=() failed="" pass
 	for ((i = 0; i < n; i++)); do
-		wait "${pids[i]}" || rc=1
-		echo "check-debug: guest $i/$n:"
-		sed 's/^/  /' "${logs[i]}"
-		rm -f "${logs[i]}"
+		wait "${pids[i]}" && status[i]=0 || status[i]=$?
 	done
-	echo "check-debug: $(( $(now) - start )) s in all (boot included), $( ((rc)) && echo FAILED || echo passed)"
+	# Failed guests last, where a log's tail shows them.
+	for pass in 0 1; do
+		for ((i = 0; i < n; i++)); do
+			(((status[i] != 0) == pass)) || continue
+			echo "check-debug: guest $i/$n (vm-run exit ${status[i]}):"
+			sed 's/^/  /' "${logs[i]}"
+			rm -f "${logs[i]}"
+			((pass)) || continue
+			rc=1
+			failed+=" guest $i/$n (exit ${status[i]})"
+		done
+	done
+	echo "check-debug: $(( $(now) - start )) s in all (boot included), $( ((rc)) && echo "FAILED:$failed" || echo passed)"
 	exit "$rc"
 }
 
