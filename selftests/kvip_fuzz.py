@@ -1308,13 +1308,16 @@ class Fuzzer:
                 semantic = True
             else:
                 semantic = False
-        if q.dump and conn.pending_dump is not None:
-            self.recv_until(conn, conn.pending_dump, None)
-            conn.pending_dump = None
         pred = self.predict(q, conn) if self.use_model and semantic else None
         seq, raw = self.build(q, conn, semantic)
         if q.either and self.use_model:
             pred = self.predict(q, conn)
+        # A dump still unread on this socket is read to its end before
+        # another dump starts (or its end would be taken for the new
+        # one's). Only now is it known: build() may add NLM_F_DUMP.
+        if q.dump and conn.pending_dump is not None:
+            self.recv_until(conn, conn.pending_dump, None)
+            conn.pending_dump = None
         self.sent += 1
         key = q.mut.split("+")[0] or "valid"
         self.stats[key] = self.stats.get(key, 0) + 1
