@@ -115,14 +115,17 @@ bench-profile: all
 # within a round. AB_WINDOW=0.1: one process sends to all of them in turns
 # of 0.1 s (AB_SLICE s each per round); AB_WINDOW=0: one exec'd slice per
 # topology and round, which adds CPU per flow and, with AB_TCP=SECONDS,
-# TCP connects.
+# TCP connects. AB_TOPOS: the topologies (default kvip-1 kvip-N floor
+# ceiling-1 ceiling-N; also nft-1 nft-N ipvs-1 ipvs-N, see bench/ab.sh).
 AB_N ?= 100000
 AB_ROUNDS ?= 7
 AB_SLICE ?= 2
 AB_TCP ?= 0
 AB_WINDOW ?= 0.1
+AB_TOPOS ?=
 bench-ab: all
 	AB_N=$(AB_N) AB_ROUNDS=$(AB_ROUNDS) AB_SLICE=$(AB_SLICE) AB_TCP=$(AB_TCP) AB_WINDOW=$(AB_WINDOW) \
+	AB_TOPOS="$(AB_TOPOS)" \
 		bench/bench.sh --ab
 
 check-debug: all

@@ -15,12 +15,17 @@ import os
 import statistics
 import sys
 
-TOPOS = ["kvip-1", "kvip-N", "floor", "ceiling-1", "ceiling-N"]
 RATIOS = [("kvip-N", "kvip-1", "flat: N services as fast as 1 (target ≥ 0.90)"),
           ("kvip-1", "floor", "kvip, 1 service, vs one static DNAT rule (target ≥ 0.90)"),
           ("kvip-N", "floor", "kvip, N services, vs one static DNAT rule (target ≥ 0.90)"),
           ("ceiling-N", "ceiling-1", "plain forwarding, N×10 vs 10 destinations"),
-          ("floor", "ceiling-1", "conntrack + one DNAT vs plain forwarding")]
+          ("floor", "ceiling-1", "conntrack + one DNAT vs plain forwarding"),
+          ("kvip-1", "nft-1", "kvip vs kube-proxy's nftables shape, 1 service (target ≥ 1)"),
+          ("kvip-N", "nft-N", "the same, N services (target ≥ 1)"),
+          ("kvip-1", "ipvs-1", "kvip vs IPVS, 1 service (target ≥ 1)"),
+          ("kvip-N", "ipvs-N", "the same, N services (target ≥ 1)"),
+          ("nft-N", "nft-1", "nftables, N services vs 1"),
+          ("ipvs-N", "ipvs-1", "IPVS, N services vs 1")]
 
 
 def rng(xs, fmt):
@@ -33,8 +38,11 @@ def rng(xs, fmt):
 def main():
     out = sys.argv[1]
     rounds = collections.defaultdict(dict)   # round -> topology -> row
+    topos = []                               # in the order of the run
     with open(os.path.join(out, "ab.csv")) as f:
         for r in csv.DictReader(f):
+            if r["topology"] not in topos:
+                topos.append(r["topology"])
             m = {k: float(v) for k, v in r.items() if k not in ("topology",) and v != ""}
             if m.get("received") and "cpu_sys_jiffies" in m:
                 m["cpu_per_100k"] = (m["cpu_sys_jiffies"] + m["cpu_softirq_jiffies"]) / 100 * 1e5 / m["received"]
@@ -42,7 +50,8 @@ def main():
                 m["tcp_conn_per_s"] = m["tcp_conns"] / m["tcp_elapsed_s"]
             rounds[int(m["round"])][r["topology"]] = m
     col = lambda t, k: [rd[t][k] for rd in rounds.values() if t in rd and k in rd[t]]
-    tcp = any(col(t, "tcp_conn_per_s") for t in TOPOS)
+    tcp = any(col(t, "tcp_conn_per_s") for t in topos)
+    ratios = [x for x in RATIOS if x[0] in topos and x[1] in topos]
     n = sorted(rounds)
 
     lines = []
@@ -54,7 +63,7 @@ def main():
               "Median [min–max] over the rounds." % len(n), ""]
     hdr = ["topology", "UDP flows/s", "CPU s/100k flows"] + (["TCP conn/s"] if tcp else [])
     lines += ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
-    for t in TOPOS:
+    for t in topos:
         row = [t, rng(col(t, "udp_flows_per_s"), "%.0f"), rng(col(t, "cpu_per_100k"), "%.2f")]
         if tcp:
             row.append(rng(col(t, "tcp_conn_per_s"), "%.0f"))
@@ -63,14 +72,14 @@ def main():
     lines += ["", "Ratios of UDP flows/s within each round (per round, in round order; "
               "then median [min–max]):", "",
               "| ratio | what | median [min–max] | per round |", "|---|---|---|---|"]
-    for a, b, what in RATIOS:
+    for a, b, what in ratios:
         rs = [rounds[r][a]["udp_flows_per_s"] / rounds[r][b]["udp_flows_per_s"]
               for r in n if a in rounds[r] and b in rounds[r] and rounds[r][b]["udp_flows_per_s"] > 0]
         lines.append("| %s / %s | %s | %s | %s |" % (
             a, b, what, rng(rs, "%.2f"), " ".join("%.2f" % x for x in rs)))
     if tcp:
         lines += ["", "| TCP ratio | median [min–max] |", "|---|---|"]
-        for a, b, _ in RATIOS:
+        for a, b, _ in ratios:
             rs = [rounds[r][a]["tcp_conn_per_s"] / rounds[r][b]["tcp_conn_per_s"]
                   for r in n if a in rounds[r] and b in rounds[r]
                   and rounds[r][b].get("tcp_conn_per_s")]

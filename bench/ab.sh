@@ -4,16 +4,25 @@
 # ab.sh - interleaved A/B first-packet measurement, run as root inside the
 # QEMU guest by `bench/bench.sh --ab` (make bench-ab). Never on a host.
 #
-#   bench/ab.sh OUTDIR GENDIR N ROUNDS SLICE TCP_T [WINDOW]
+#   bench/ab.sh OUTDIR GENDIR N ROUNDS SLICE TCP_T [WINDOW [TOPOLOGY...]]
 #
-# Five copies of run.sh's client -> node -> backend topology, each in its
-# own three namespaces, all built first and kept for the whole run:
+# Copies of run.sh's client -> node -> backend topology, each in its own
+# three namespaces, all built first and kept for the whole run; by
+# default the first five:
 #
 #   kvip-1     kvip, 1 service x 10 endpoints     (GENDIR/1/kvip.batch)
 #   kvip-N     kvip, N services x 10 endpoints    (GENDIR/N/kvip.batch)
 #   floor      one static iptables DNAT rule      (GENDIR/1/floor.rules)
 #   ceiling-1  forwarding, no conntrack, to the 1 x 10 endpoint addresses
 #   ceiling-N  the same to the N x 10 endpoint addresses
+#   nft-1      kube-proxy's nftables shape, 1 service (GENDIR/1/nft.rules)
+#   nft-N      the same, N services: minutes to load at N = 10,000
+#   ipvs-1     IPVS as kube-proxy programs it, 1 service (GENDIR/1/ipvs.*)
+#   ipvs-N     the same, N services: minutes to load at N = 10,000
+#
+# IPVS keeps its own connection entries besides conntrack's; its UDP
+# timeout is set to 1 s so that they do not pile up over the rounds (the
+# node's conntrack is flushed after every slice, below).
 #
 # Then ROUNDS rounds over the topologies, in an order that is rotated and,
 # every other round, reversed (ABCDE EDCBA BCDEA AEDCB ...: no topology
@@ -32,9 +41,11 @@
 set -u
 
 OUT=$1 GEN=$2 BIG=$3 ROUNDS=$4 SLICE=$5 TCP_T=${6:-0} WINDOW=${7:-0}
+shift $(($# < 7 ? $# : 7))
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 TMP=$(mktemp -d)
-TOPOS=(kvip-1 kvip-N floor ceiling-1 ceiling-N)
+TOPOS=("$@")
+((${#TOPOS[@]})) || TOPOS=(kvip-1 kvip-N floor ceiling-1 ceiling-N)
 CSV=$OUT/ab.csv
 
 # topo T: make T's namespaces current (C, N, B) and set its traffic
@@ -47,6 +58,11 @@ topo() {
 	floor) CT=floor DIR=$GEN/1 && targets floor 1 ;;
 	ceiling-1) CT=ceiling DIR=$GEN/1 && targets ceiling 1 ;;
 	ceiling-N) CT=ceiling DIR=$GEN/$BIG && targets ceiling "$BIG" ;;
+	nft-1) CT=nftables DIR=$GEN/1 && targets nftables 1 ;;
+	nft-N) CT=nftables DIR=$GEN/$BIG && targets nftables "$BIG" ;;
+	ipvs-1) CT=ipvs DIR=$GEN/1 && targets ipvs 1 ;;
+	ipvs-N) CT=ipvs DIR=$GEN/$BIG && targets ipvs "$BIG" ;;
+	*) log "unknown topology '$1'" && exit 1 ;;
 	esac
 }
 
@@ -135,6 +151,7 @@ for t in "${TOPOS[@]}"; do
 		exit 1
 	fi
 	log "$t: loaded in $(secs $(($(now_us) - t0))) s"
+	[[ $CT == ipvs ]] && nsx $N ipvsadm --set 0 0 1
 	echo "# load $t: $(secs $(($(now_us) - t0))) s" >>"$OUT/ab.info"
 	if ((TCP_T > 0)); then
 		nsenter --net=/run/netns/$B "$KVBENCH" tcpsink --port 8080 >/dev/null &

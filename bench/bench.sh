@@ -15,7 +15,9 @@
 #                             the ceiling, side by side in one guest, AB_ROUNDS
 #                             (7) rounds of AB_SLICE (2) s each, in turns of
 #                             AB_WINDOW (0.1) s (0: one exec'd slice each;
-#                             then AB_TCP=SECONDS adds TCP connects). Writes
+#                             then AB_TCP=SECONDS adds TCP connects);
+#                             AB_TOPOS="kvip-1 nft-1 ipvs-1 ..." picks the
+#                             topologies (bench/ab.sh lists them). Writes
 #                             ab.csv, ab.md into bench/results/<date>/.
 #
 # Environment: BENCH_SIZES="1 1000 ...", BENCH_REPS=N, BENCH_OUT=DIR,
@@ -79,15 +81,17 @@ if [[ "${1:-}" == --ab ]]; then
 		echo "# date: $(date -Is)"
 		echo "# host: $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1))"
 		echo "# kvip: $(git describe --always --dirty 2>/dev/null || echo unknown)"
-		echo "# N: ${AB_N:-100000}; rounds: ${AB_ROUNDS:-7}; slice: ${AB_SLICE:-2} s; tcp: ${AB_TCP:-0} s; window: ${AB_WINDOW:-0.1} s"
+		echo "# N: ${AB_N:-100000}; rounds: ${AB_ROUNDS:-7}; slice: ${AB_SLICE:-2} s; tcp: ${AB_TCP:-0} s; window: ${AB_WINDOW:-0.1} s; topologies: ${AB_TOPOS:-default}"
 		echo "# host load (1-min average) at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 	} >"$OUT/ab.info"
 	# The host's load every 10 s (the ratios are meant to survive it).
 	(while sleep 10; do echo "$(date +%T) $(cut -d' ' -f1-3 /proc/loadavg)"; done) >"$OUT/ab.hostload" &
 	loadmon=$!
 	rc=0
+	# shellcheck disable=SC2086 # AB_TOPOS is a list
 	nice selftests/vm-run --timeout "${BENCH_VM_TIMEOUT:-3600}" -- bench/ab.sh "$OUT" bench/.gen \
-		"${AB_N:-100000}" "${AB_ROUNDS:-7}" "${AB_SLICE:-2}" "${AB_TCP:-0}" "${AB_WINDOW:-0.1}" || rc=$?
+		"${AB_N:-100000}" "${AB_ROUNDS:-7}" "${AB_SLICE:-2}" "${AB_TCP:-0}" "${AB_WINDOW:-0.1}" \
+		${AB_TOPOS:-} || rc=$?
 	kill "$loadmon"
 	echo "# host load at end: $(cut -d' ' -f1-3 /proc/loadavg); during the run (1-min): $(awk '{ print $2 }' "$OUT/ab.hostload" | sort -n | sed -n '1p;$p' | paste -sd- )" >>"$OUT/ab.info"
 	((rc == 0)) || { echo "bench: the A/B run failed (exit $rc)" >&2; exit 1; }
