@@ -155,7 +155,7 @@ for t in "${TOPOS[@]}"; do
 		# result (reported, then left out); kvip or a reference is not.
 		[[ $CT == nftables || $CT == ipvs ]] || exit 1
 		echo "# load $t: not loaded after $(secs $(($(now_us) - t0))) s (limit $LOAD_TIMEOUT s); left out" >>"$OUT/ab.info"
-		ip netns del $C; ip netns del $N; ip netns del $B
+		teardown_topology
 		continue
 	fi
 	LOADED+=("$t")

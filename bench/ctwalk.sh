@@ -53,7 +53,7 @@ for ko in "$@"; do
 		nsx $N "$KVIPCTL" -batch "$TMP/load" >/dev/null 2>&1 || nsx $N "$KVIPCTL" -batch <(sed 's/^service add/service replace/' "$TMP/load") >/dev/null
 	done
 	nsx $N "$KVIPCTL" flush
-	ip netns del $C; ip netns del $N; ip netns del $B
+	teardown_topology
 	sleep 1
 	rmmod kvip || exit 1
 done

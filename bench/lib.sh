@@ -43,10 +43,15 @@ setup_guest() {
 	sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
 }
 
+# teardown_topology: delete the namespaces $C, $N and $B, if they exist.
+teardown_topology() {
+	ip netns del $C 2>/dev/null; ip netns del $N 2>/dev/null; ip netns del $B 2>/dev/null
+}
+
 # setup_topology: client $C -> node $N -> backend $B (see run.sh). The
 # addresses are the same in every copy: each copy has its own namespaces.
 setup_topology() {
-	ip netns del $C 2>/dev/null; ip netns del $N 2>/dev/null; ip netns del $B 2>/dev/null
+	teardown_topology
 	ip -batch - <<-EOF || return 1
 	netns add $C
 	netns add $N
