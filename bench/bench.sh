@@ -102,8 +102,11 @@ if [[ "${1:-}" == --ab ]]; then
 	exec python3 bench/ab.py "$OUT"
 fi
 
-rm -rf "$OUT"
+# Only what a previous `make bench` of the day wrote: the A/B files and
+# committed subdirectories (peers, upper-bound runs) share the directory.
 mkdir -p "$OUT"
+rm -f "$OUT"/raw.csv "$OUT"/raw.csv.info "$OUT"/results.csv "$OUT"/results.md \
+	"$OUT"/*.png "$OUT"/.*.dat
 {
 	echo "# date: $(date -Is)"
 	echo "# host: $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), load $(cut -d' ' -f1-3 /proc/loadavg)"
