@@ -5,8 +5,8 @@
  * Locking: every table mutation and every dump runs under kvip_net.lock.
  * The packet path never takes it: it reads frontends, services and
  * endpoint sets under RCU (netfilter hooks run in an RCU read section).
- * Frontends and services are freed after a grace period; an endpoint set is
- * replaced by publishing a new one with rcu_assign_pointer().
+ * Frontend tables and services are freed after a grace period; an endpoint
+ * set is replaced by publishing a new one with rcu_assign_pointer().
  */
 #ifndef _KVIP_CORE_H
 #define _KVIP_CORE_H
@@ -38,22 +38,51 @@ struct kvip_fe_key {
 	u8 family;			/* AF_INET, AF_INET6; 0 for node ports */
 };
 
+enum kvip_fe_state {
+	KVIP_FE_EMPTY,			/* never used: ends a probe */
+	KVIP_FE_LIVE,
+	KVIP_FE_DEAD,			/* removed: skipped, reclaimed by a resize */
+};
+
 /*
- * A frontend also keeps copies of what the first packet of a connection
- * reads of its service (the endpoint set, the counters and the flags), so
- * that a new connection to a cluster IP touches the hash bucket, the
- * frontend, the endpoint set and one per-CPU counter, and nothing else:
- * with 100,000 services each is a cache miss (under an emulator, a TLB
- * miss too). table.c writes them with the service's, under kvip_net.lock.
+ * A frontend is a slot of the netns's open-addressing table (struct
+ * kvip_fe_table), one cache line, and keeps copies of what the first packet
+ * of a connection reads of its service (the endpoint set, the counters and
+ * the flags): a new connection to a cluster IP reads that line, the
+ * endpoint set and one per-CPU counter, and nothing else. With 100,000
+ * services each is a cache miss (under an emulator, a TLB miss too); a
+ * chained hash table would add its bucket. table.c writes the copies with
+ * the service's, under kvip_net.lock.
+ *
+ * The key, the owner and the position are fixed while the slot is live; a
+ * slot is never reused in place, so a reader that matched a key reads that
+ * frontend's fields. A resize copies the live slots into a new table and
+ * rewrites the owners' svc->fe[]: pointers to a frontend are valid under
+ * kvip_net.lock (writers) or for one RCU read section (the packet path).
  */
 struct kvip_frontend {
-	struct rhash_head node;
 	struct kvip_fe_key key;
+	u8 state;			/* enum kvip_fe_state, acquire/release */
 	u8 type;			/* enum kvip_frontend_type */
+	u16 pos;			/* in svc->fe[] */
 	u32 flags;			/* svc->opts->flags */
-	struct kvip_service *svc;	/* owner, for the frontend's lifetime */
+	struct kvip_service *svc;	/* owner */
 	struct kvip_endpoints __rcu *eps;	/* svc->eps */
 	struct kvip_svc_stats __percpu *stats;	/* svc->stats */
+} ____cacheline_aligned;
+
+/*
+ * Linear probing over a power-of-two array. At most 3/4 of the slots are
+ * used (live or dead), so every probe sequence ends at an empty one. The
+ * slots are an allocation of their own so that a large table is mapped
+ * with huge pages (table.c).
+ */
+struct kvip_fe_table {
+	struct kvip_frontend *slot;
+	u32 mask;			/* slots - 1 */
+	u32 seed;
+	u32 used;			/* live + dead */
+	u32 live;
 	struct rcu_head rcu;
 };
 
@@ -184,7 +213,7 @@ struct kvip_service {
 	struct list_head list;		/* kvip_net.services, dump order */
 	struct kvip_endpoints __rcu *eps;
 	struct kvip_svc_stats __percpu *stats;
-	struct kvip_frontend **fe;
+	struct kvip_frontend **fe;	/* slots of kn->frontends, lock held */
 	struct kvip_staging *staging;
 	struct kvip_svc_opts __rcu *opts;	/* never NULL once published */
 	u64 id;				/* unique per netns, never reused */
@@ -197,7 +226,7 @@ struct kvip_service {
 
 struct kvip_net {
 	struct mutex lock;		/* serialises all writers and dumps */
-	struct rhashtable frontends;	/* kvip_fe_key -> kvip_frontend */
+	struct kvip_fe_table __rcu *frontends;	/* NULL until the first */
 	struct rhashtable names;	/* name -> kvip_service */
 	struct list_head services;
 	struct list_head staged;	/* kvip_staging.list */

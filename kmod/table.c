@@ -13,13 +13,6 @@
 
 #include "kvip_core.h"
 
-static const struct rhashtable_params kvip_fe_params = {
-	.head_offset = offsetof(struct kvip_frontend, node),
-	.key_offset = offsetof(struct kvip_frontend, key),
-	.key_len = sizeof(struct kvip_fe_key),
-	.automatic_shrinking = true,
-};
-
 static u32 kvip_name_hash(const void *data, u32 len, u32 seed)
 {
 	const char *name = data;
@@ -61,17 +54,204 @@ struct kvip_service *kvip_service_find(struct kvip_net *kn, const char *name)
 	return rhashtable_lookup_fast(&kn->names, name, kvip_name_params);
 }
 
+/* Frontends: see struct kvip_fe_table. */
+
+#define KVIP_FE_MIN_SLOTS	16
+#define KVIP_FE_MAX_LIVE	BIT(28)		/* 32 GiB of slots: never */
+
+/* Bring @fe's copies of @svc's fields up to date (see struct kvip_frontend). */
+static void kvip_fe_sync(struct kvip_net *kn, const struct kvip_service *svc,
+			 struct kvip_frontend *fe)
+{
+	fe->stats = svc->stats;
+	WRITE_ONCE(fe->flags, kvip_svc_opts_locked(kn, svc)->flags);
+	rcu_assign_pointer(fe->eps,
+			   rcu_dereference_protected(svc->eps,
+						     lockdep_is_held(&kn->lock)));
+}
+
+static u32 kvip_fe_hash(const struct kvip_fe_table *t,
+			const struct kvip_fe_key *key)
+{
+	BUILD_BUG_ON(sizeof(*key) % sizeof(u32));
+	return jhash2((const u32 *)key, sizeof(*key) / sizeof(u32), t->seed);
+}
+
+static bool kvip_fe_key_eq(const struct kvip_fe_key *a,
+			   const struct kvip_fe_key *b)
+{
+	const u32 *x = (const u32 *)a, *y = (const u32 *)b;
+	u32 i, diff = 0;
+
+	for (i = 0; i < sizeof(*a) / sizeof(u32); i++)
+		diff |= x[i] ^ y[i];
+	return !diff;
+}
+
+static struct kvip_frontend *kvip_fe_table_find(struct kvip_fe_table *t,
+						const struct kvip_fe_key *key)
+{
+	u32 i;
+
+	if (!t)
+		return NULL;
+	for (i = kvip_fe_hash(t, key) & t->mask;; i = (i + 1) & t->mask) {
+		struct kvip_frontend *fe = &t->slot[i];
+		/* Pairs with the release in kvip_fe_insert(): a whole key. */
+		u8 state = smp_load_acquire(&fe->state);
+
+		if (state == KVIP_FE_EMPTY)
+			return NULL;
+		if (state == KVIP_FE_LIVE && kvip_fe_key_eq(&fe->key, key))
+			return fe;
+	}
+}
+
+static struct kvip_fe_table *kvip_fe_table_locked(struct kvip_net *kn)
+{
+	return rcu_dereference_protected(kn->frontends,
+					 lockdep_is_held(&kn->lock));
+}
+
 /* Packet path: caller is in an RCU read-side section. */
 struct kvip_frontend *kvip_frontend_lookup(struct kvip_net *kn,
 					   const struct kvip_fe_key *key)
 {
-	return rhashtable_lookup(&kn->frontends, key, kvip_fe_params);
+	return kvip_fe_table_find(rcu_dereference(kn->frontends), key);
 }
 
 struct kvip_frontend *kvip_frontend_find(struct kvip_net *kn,
 					 const struct kvip_fe_key *key)
 {
-	return rhashtable_lookup_fast(&kn->frontends, key, kvip_fe_params);
+	return kvip_fe_table_find(kvip_fe_table_locked(kn), key);
+}
+
+/* The first empty slot of @key's probe sequence (there always is one). */
+static struct kvip_frontend *kvip_fe_table_empty(struct kvip_fe_table *t,
+						 const struct kvip_fe_key *key)
+{
+	u32 i = kvip_fe_hash(t, key) & t->mask;
+
+	while (t->slot[i].state != KVIP_FE_EMPTY)
+		i = (i + 1) & t->mask;
+	return &t->slot[i];
+}
+
+/*
+ * A table is read at random by every new connection: from 2 MiB on, its
+ * slots are mapped with huge pages (one TLB entry per 32,768 frontends; a
+ * kvmalloc() of that size would be mapped with 4 KiB pages).
+ */
+static struct kvip_fe_table *kvip_fe_table_alloc(u32 slots)
+{
+	size_t size = array_size(slots, sizeof(struct kvip_frontend));
+	struct kvip_fe_table *t;
+
+	t = kzalloc(sizeof(*t), KVIP_GFP);
+	if (!t)
+		return NULL;
+	if (size >= PMD_SIZE)
+		t->slot = vmalloc_huge(size, KVIP_GFP | __GFP_ZERO);
+	else
+		t->slot = kvzalloc(size, KVIP_GFP);
+	if (!t->slot) {
+		kfree(t);
+		return NULL;
+	}
+	t->mask = slots - 1;
+	t->seed = get_random_u32();
+	return t;
+}
+
+static void kvip_fe_table_free(struct kvip_fe_table *t)
+{
+	kvfree(t->slot);
+	kfree(t);
+}
+
+static void kvip_fe_table_free_rcu(struct rcu_head *head)
+{
+	kvip_fe_table_free(container_of(head, struct kvip_fe_table, rcu));
+}
+
+/*
+ * Copy the live frontends into a new table of @slots and publish it. Their
+ * owners' svc->fe[] follow; readers of the old table finish with it, so
+ * it is freed after a grace period.
+ */
+static int kvip_fe_table_resize(struct kvip_net *kn, u32 slots)
+{
+	struct kvip_fe_table *old = kvip_fe_table_locked(kn), *t;
+	u32 i;
+
+	t = kvip_fe_table_alloc(slots);
+	if (!t)
+		return -ENOMEM;
+	for (i = 0; old && i <= old->mask; i++) {
+		struct kvip_frontend *fe = &old->slot[i], *to;
+
+		if (fe->state != KVIP_FE_LIVE)
+			continue;
+		to = kvip_fe_table_empty(t, &fe->key);
+		*to = *fe;
+		fe->svc->fe[fe->pos] = to;
+		t->used++;
+		t->live++;
+	}
+	rcu_assign_pointer(kn->frontends, t);
+	if (old)
+		call_rcu(&old->rcu, kvip_fe_table_free_rcu);
+	return 0;
+}
+
+/* Twice the live frontends: half full after a resize. */
+static u32 kvip_fe_table_slots(u32 live)
+{
+	return max_t(u32, KVIP_FE_MIN_SLOTS, roundup_pow_of_two(2 * live));
+}
+
+/* Make room for @n more frontends, so that inserting them cannot fail. */
+static int kvip_fe_table_reserve(struct kvip_net *kn, u32 n)
+{
+	struct kvip_fe_table *t = kvip_fe_table_locked(kn);
+	u32 live = t ? t->live : 0;
+
+	if (t && t->used + n <= (t->mask + 1) / 4 * 3)
+		return 0;
+	/* Only a raised max_services gets here; the slot count must fit. */
+	if (live + n > KVIP_FE_MAX_LIVE)
+		return -ENOMEM;
+	return kvip_fe_table_resize(kn, kvip_fe_table_slots(live + n));
+}
+
+/* Shrink a table that is at most 1/8 live; an allocation failure keeps it. */
+static void kvip_fe_table_trim(struct kvip_net *kn)
+{
+	struct kvip_fe_table *t = kvip_fe_table_locked(kn);
+
+	if (t && t->mask + 1 > KVIP_FE_MIN_SLOTS && t->live < (t->mask + 1) / 8)
+		kvip_fe_table_resize(kn, kvip_fe_table_slots(t->live));
+}
+
+/* Insert @key, absent, after kvip_fe_table_reserve() made room for it. */
+static struct kvip_frontend *kvip_fe_insert(struct kvip_net *kn,
+					    const struct kvip_fe_key *key,
+					    u8 type, struct kvip_service *svc)
+{
+	struct kvip_fe_table *t = kvip_fe_table_locked(kn);
+	struct kvip_frontend *fe = kvip_fe_table_empty(t, key);
+
+	fe->key = *key;
+	fe->type = type;
+	fe->svc = svc;
+	kvip_fe_sync(kn, svc, fe);
+	/* Readers see the key and the copies before the slot is live. */
+	smp_store_release(&fe->state, KVIP_FE_LIVE);
+	t->used++;
+	t->live++;
+	if (type == KVIP_FRONTEND_NODEPORT)
+		kn->nnodeports++;
+	return fe;
 }
 
 /* Endpoint sets */
@@ -289,17 +469,6 @@ static void kvip_endpoints_carry(struct kvip_endpoints *new,
 	kvfree(idx);
 }
 
-/* Bring @fe's copies of @svc's fields up to date (see struct kvip_frontend). */
-static void kvip_fe_sync(struct kvip_net *kn, const struct kvip_service *svc,
-			 struct kvip_frontend *fe)
-{
-	fe->stats = svc->stats;
-	WRITE_ONCE(fe->flags, kvip_svc_opts_locked(kn, svc)->flags);
-	rcu_assign_pointer(fe->eps,
-			   rcu_dereference_protected(svc->eps,
-						     lockdep_is_held(&kn->lock)));
-}
-
 static void kvip_frontends_sync(struct kvip_net *kn,
 				const struct kvip_service *svc)
 {
@@ -394,12 +563,13 @@ void kvip_service_stats(const struct kvip_service *svc,
 
 /* Frontends */
 
+/* The slot stays dead until a resize: readers may still be matching it. */
 static void kvip_frontend_remove(struct kvip_net *kn, struct kvip_frontend *fe)
 {
-	rhashtable_remove_fast(&kn->frontends, &fe->node, kvip_fe_params);
+	WRITE_ONCE(fe->state, KVIP_FE_DEAD);
+	kvip_fe_table_locked(kn)->live--;
 	if (fe->type == KVIP_FRONTEND_NODEPORT)
 		kn->nnodeports--;
-	kfree_rcu(fe, rcu);
 }
 
 static bool kvip_fe_in(const struct kvip_frontend *fe,
@@ -429,6 +599,12 @@ static int kvip_frontends_set(struct kvip_net *kn, struct kvip_service *svc,
 	set = kcalloc(nfe, sizeof(*set), KVIP_GFP);
 	if (!set)
 		return -ENOMEM;
+	/* Room for all, so that nothing below fails but the sanity check. */
+	err = kvip_fe_table_reserve(kn, nfe);
+	if (err) {
+		kfree(set);
+		return err;
+	}
 
 	for (i = 0; i < nfe; i++) {
 		struct kvip_fe_key key = spec[i].key;
@@ -445,34 +621,21 @@ static int kvip_frontends_set(struct kvip_net *kn, struct kvip_service *svc,
 			set[i] = fe;	/* ours: kept, maybe retyped below */
 			continue;
 		}
-		fe = kzalloc(sizeof(*fe), KVIP_GFP);
-		if (!fe) {
-			err = -ENOMEM;
-			goto unwind;
-		}
-		fe->key = key;
-		fe->type = spec[i].type;
-		fe->svc = svc;
-		kvip_fe_sync(kn, svc, fe);
-		err = rhashtable_insert_fast(&kn->frontends, &fe->node,
-					     kvip_fe_params);
-		if (err) {
-			kfree(fe);
-			goto unwind;
-		}
-		if (fe->type == KVIP_FRONTEND_NODEPORT)
-			kn->nnodeports++;
-		set[i] = fe;
+		set[i] = kvip_fe_insert(kn, &key, spec[i].type, svc);
 	}
 
 	for (i = 0; i < svc->nfe; i++)
 		if (!kvip_fe_in(svc->fe[i], set, nfe))
 			kvip_frontend_remove(kn, svc->fe[i]);
-	for (i = 0; i < nfe; i++)
-		WRITE_ONCE(set[i]->type, spec[i].type);
+	for (i = 0; i < nfe; i++) {
+		fe = set[i];
+		WRITE_ONCE(fe->type, spec[i].type);	/* never to or from NODEPORT */
+		fe->pos = i;
+	}
 	kfree(svc->fe);
 	svc->fe = set;
 	svc->nfe = nfe;
+	kvip_fe_table_trim(kn);
 	return 0;
 
 unwind:
@@ -596,6 +759,7 @@ static void kvip_service_unlink(struct kvip_net *kn, struct kvip_service *svc)
 	for (i = 0; i < svc->nfe; i++)
 		kvip_frontend_remove(kn, svc->fe[i]);
 	kfree(svc->fe);
+	kvip_fe_table_trim(kn);
 	kvip_unstage(kn, svc);
 	kvip_affinity_forget(kn, svc);
 	rhashtable_remove_fast(&kn->names, &svc->node, kvip_name_params);
@@ -634,20 +798,16 @@ void kvip_flush(struct kvip_net *kn)
 
 int kvip_table_init(struct kvip_net *kn)
 {
-	int err;
-
-	err = rhashtable_init(&kn->frontends, &kvip_fe_params);
-	if (err)
-		return err;
-	err = rhashtable_init(&kn->names, &kvip_name_params);
-	if (err)
-		rhashtable_destroy(&kn->frontends);
-	return err;
+	return rhashtable_init(&kn->names, &kvip_name_params);
 }
 
 void kvip_table_destroy(struct kvip_net *kn)
 {
+	struct kvip_fe_table *t;
+
 	kvip_flush(kn);
 	rhashtable_destroy(&kn->names);
-	rhashtable_destroy(&kn->frontends);
+	t = rcu_replace_pointer(kn->frontends, NULL, lockdep_is_held(&kn->lock));
+	if (t)
+		call_rcu(&t->rcu, kvip_fe_table_free_rcu);
 }
