@@ -212,7 +212,9 @@ static unsigned int kvip_translate(struct kvip_net *kn,
 	range.max_proto.all = ep->port;
 	ret = nf_nat_setup_info(ct, &range, NF_NAT_MANIP_DST);
 	if (ret == NF_ACCEPT) {
-		this_cpu_inc(fe->stats->conns);
+		/* Opt-in: a cold write per connection at scale (kvip.h). */
+		if (opts->flags & KVIP_SERVICE_F_CONN_STATS)
+			this_cpu_inc(fe->stats->conns);
 		if (eps->conns)
 			this_cpu_inc(*kvip_endpoint_counter(eps, i));
 	}

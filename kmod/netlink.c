@@ -965,8 +965,9 @@ static int kvip_put_header(struct sk_buff *skb, struct kvip_net *kn,
 	kvip_service_stats(svc, &sum);
 	nest = nla_nest_start(skb, KVIP_A_STATS);
 	if (!nest ||
-	    nla_put_u64_64bit(skb, KVIP_STATS_A_CONNS, sum.conns,
-			      KVIP_STATS_A_PAD) ||
+	    ((kvip_svc_opts_locked(kn, svc)->flags & KVIP_SERVICE_F_CONN_STATS) &&
+	     nla_put_u64_64bit(skb, KVIP_STATS_A_CONNS, sum.conns,
+			       KVIP_STATS_A_PAD)) ||
 	    nla_put_u64_64bit(skb, KVIP_STATS_A_REJECTS, sum.rejects,
 			      KVIP_STATS_A_PAD) ||
 	    nla_put_u64_64bit(skb, KVIP_STATS_A_DROPS, sum.drops,

@@ -70,7 +70,7 @@ for ((i = 1; i <= PODS; i++)); do
 done
 
 say "kubectl expose deploy/elastic --port $PORT, by hand: the service and its endpoints."
-kvipctl service add default/elastic proto tcp clusterip "$VIP:$PORT" endpoint-stats || die "service add failed"
+kvipctl service add default/elastic proto tcp clusterip "$VIP:$PORT" conn-stats endpoint-stats || die "service add failed"
 kvipctl endpoints set default/elastic "${endpoints[@]}" || die "endpoints set failed"
 
 say "The table:"

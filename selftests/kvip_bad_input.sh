@@ -84,7 +84,7 @@ done
 raw_cases=(
 	"unknown top-level attribute;EINVAL;[Uu]nknown attribute;new_service name=default/r proto=tcp frontends=[$fe] 99=u32:1"
 	"unknown attribute in a frontend;EINVAL;[Uu]nknown attribute;new_service name=default/r proto=tcp frontends=[{type=clusterip family=inet addr=10.96.0.50 port=80 9=u32:1}]"
-	"unknown service flag bits;EOPNOTSUPP;flag;new_service name=default/r proto=tcp flags=0x20 frontends=[$fe]"
+	"unknown service flag bits;EOPNOTSUPP;flag;new_service name=default/r proto=tcp flags=0x40 frontends=[$fe]"
 	"unknown endpoint flag bits;EOPNOTSUPP;flag;set_endpoints name=default/a endpoints=[{family=inet addr=10.0.1.1 port=8080 flags=0x10}]"
 	"unknown set flag bits;EOPNOTSUPP;flag;set_endpoints name=default/a set_flags=4 endpoints=[{family=inet addr=10.0.1.1 port=8080}]"
 	"address of 5 bytes;EINVAL;length;new_service name=default/r proto=tcp frontends=[{type=clusterip family=inet addr=hex:0a6000320a port=80}]"

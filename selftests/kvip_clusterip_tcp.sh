@@ -18,7 +18,10 @@
 # gets more than twice its fair share (20), and the service and endpoint
 # "conns" counters agree with what the client saw. Then a second cluster
 # IP, 10.96.0.11, added by `service replace`, serves at once: a new
-# frontend of a service starts with the service's endpoints.
+# frontend of a service starts with the service's endpoints. That replace
+# leaves conn-stats out: its 20 connections are translated and counted per
+# endpoint but not by the service, whose counter reappears with its old
+# value when conn-stats is turned on again.
 
 # shellcheck source=lib.sh
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
@@ -28,13 +31,13 @@ readonly FAIR=$((CONNS / NB)) SVC=default/web
 
 ktap_print_header
 kvip_require
-ktap_set_plan 6
+ktap_set_plan 8
 
 kvip_topology "$NB" || ktap_exit_fail_msg "topology setup failed"
 kvip_servers backend- --port "$BPORT" || ktap_exit_fail_msg "servers did not start"
 
 kvipctl_batch "$node" <<EOF2 || ktap_exit_fail_msg "service setup failed"
-service add $SVC proto tcp clusterip $VIP:$VPORT endpoint-stats
+service add $SVC proto tcp clusterip $VIP:$VPORT endpoint-stats conn-stats
 endpoints set $SVC $(endpoints4 "$BPORT" 1 2 3 4 5 6 7)
 EOF2
 
@@ -65,5 +68,21 @@ kvipctl_ns "$node" service replace $SVC proto tcp clusterip $VIP:$VPORT \
 client_run "$out" "$client" -n 20 "$VIP2" "$VPORT"
 ktap_check "a cluster IP added by service replace serves at once" \
 	"${R[ok]} of 20 ok, ${R[refused]} refused" [ "${R[ok]}" = 20 ]
+
+{
+	read -r has_conns
+	read -r ep_sum
+} < <(kvip_json "$node" "'conns' in s[0]['stats']" \
+	"sum(e['stats']['conns'] for e in s[0]['endpoints'])")
+ktap_check "without conn-stats: no service conns, endpoints count all $((CONNS + 20))" \
+	"service conns shown: $has_conns, endpoint sum $ep_sum" \
+	[ "$has_conns/$ep_sum" = "False/$((CONNS + 20))" ]
+
+kvipctl_ns "$node" service replace $SVC proto tcp clusterip $VIP:$VPORT \
+	clusterip $VIP2:$VPORT endpoint-stats conn-stats ||
+	ktap_exit_fail_msg "service replace failed"
+svc_conns=$(kvip_json "$node" "s[0]['stats']['conns']")
+ktap_check "conn-stats on again: conns is still $CONNS (the 20 went uncounted)" \
+	"got $svc_conns" [ "$svc_conns" = "$CONNS" ]
 
 ktap_finished

@@ -33,7 +33,7 @@ kvip_topology "$NB" || ktap_exit_fail_msg "topology setup failed"
 kvip_servers backend- --port 8080 || ktap_exit_fail_msg "servers did not start"
 
 kvipctl_batch "$node" <<EOF2 || ktap_exit_fail_msg "service setup failed"
-service add $SVC proto tcp clusterip $VIP:80
+service add $SVC proto tcp clusterip $VIP:80 conn-stats
 endpoints set $SVC $(endpoints4 8080 1 2 3)
 EOF2
 

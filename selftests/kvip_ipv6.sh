@@ -34,7 +34,7 @@ kvip_servers backend- -p tcp --port 8080 -p udp --port 5353 ||
 	ktap_exit_fail_msg "servers did not start"
 
 kvipctl_batch "$node" <<EOF2 || ktap_exit_fail_msg "service setup failed"
-service add default/web proto tcp clusterip [$VIP6]:80
+service add default/web proto tcp clusterip [$VIP6]:80 conn-stats
 endpoints set default/web $(endpoints6 8080 1 2 3 4)
 service add default/dns proto udp clusterip [$DNS6]:53
 endpoints set default/dns $(endpoints6 5353 1 2 3 4)
@@ -52,7 +52,7 @@ ktap_check "udp6: 20 requests to [$DNS6]:53 answered" "${R[ok]} of 20 ok" \
 
 # Dual stack, IPv6 endpoints only: IPv4 has nowhere to go.
 kvipctl_ns "$node" service replace default/web proto tcp clusterip "[$VIP6]:80" \
-	clusterip "$VIP4:80" || ktap_exit_fail_msg "service replace failed"
+	clusterip "$VIP4:80" conn-stats || ktap_exit_fail_msg "service replace failed"
 client_run "$out" "$client" -n 5 -t 2 "$VIP4" 80
 refused4=${R[refused]}
 client_run "$out" "$client" -n 20 "$VIP6" 80

@@ -34,7 +34,7 @@ kvip_topology "$NB" || ktap_exit_fail_msg "topology setup failed"
 kvip_servers backend- --port "$BPORT" || ktap_exit_fail_msg "servers did not start"
 
 kvipctl_batch "$node" <<EOF2 || ktap_exit_fail_msg "service setup failed"
-service add $SVC proto tcp clusterip $VIP:$VPORT clusterip [$VIP6]:$VPORT
+service add $SVC proto tcp clusterip $VIP:$VPORT clusterip [$VIP6]:$VPORT conn-stats
 endpoints set $SVC $(endpoints4 "$BPORT" 1 2 3 4 5 6 7) $(endpoints6 "$BPORT" 1 2 3 4 5 6 7)
 EOF2
 

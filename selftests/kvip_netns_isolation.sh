@@ -41,7 +41,7 @@ defer kill_wait "$server_pid"
 
 for n in "$anode" "$bnode"; do
 	kvipctl_batch "$n" <<EOF2 || ktap_exit_fail_msg "service setup failed"
-service add default/web proto tcp clusterip $VIP:80
+service add default/web proto tcp clusterip $VIP:80 conn-stats
 endpoints set default/web $(endpoints4 8080 1 2 3)
 EOF2
 done

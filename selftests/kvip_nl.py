@@ -41,7 +41,7 @@ Request syntax (see include/uapi/linux/kvip.h for the attributes):
                             inet inet6, clusterip external nodeport,
                             ready|serving|terminating|local, more|append,
                             external_local|internal_local|affinity|managed|
-                            endpoint_stats;
+                            endpoint_stats|conn_stats;
                             or forced with a prefix: u8: u16: u32: u64:
                             str: (NUL-terminated) bytes: (no NUL) hex: ip:
   Quote with "..." (shell-like) to put spaces in a value.
@@ -135,7 +135,7 @@ SYMBOLS = {
     "ep_flags": {"ready": 1, "serving": 2, "terminating": 4, "local": 8},
     "set_flags": {"more": 1, "append": 2},
     "svc_flags": {"external_local": 1, "internal_local": 2, "affinity": 4,
-                  "managed": 8, "endpoint_stats": 16},
+                  "managed": 8, "endpoint_stats": 16, "conn_stats": 32},
 }
 
 # space -> {type number: (name, kind, symbols or sub-space)}

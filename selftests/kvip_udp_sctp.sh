@@ -39,7 +39,7 @@ kvip_topology "$NB" || ktap_exit_fail_msg "topology setup failed"
 kvip_servers backend- "${protos[@]}" || ktap_exit_fail_msg "servers did not start"
 
 kvipctl_batch "$node" <<EOF2 || ktap_exit_fail_msg "service setup failed"
-service add default/dns proto udp clusterip $VIP_UDP:53
+service add default/dns proto udp clusterip $VIP_UDP:53 conn-stats
 endpoints set default/dns $(endpoints4 5353 1 2 3)
 service add default/diameter proto sctp clusterip $VIP_SCTP:3868
 endpoints set default/diameter $(endpoints4 3868 1 2 3)

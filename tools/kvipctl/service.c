@@ -24,6 +24,7 @@ static int kw_affinity(struct req *r, int argc, char **argv);
 static int kw_source_ranges(struct req *r, int argc, char **argv);
 static int kw_managed(struct req *r, int argc, char **argv);
 static int kw_endpoint_stats(struct req *r, int argc, char **argv);
+static int kw_conn_stats(struct req *r, int argc, char **argv);
 
 static const struct keyword {
 	const char *word;
@@ -44,6 +45,7 @@ static const struct keyword {
 	{ "managed",	NULL,		kw_managed, KVIP_SERVICE_F_MANAGED },
 	{ "endpoint-stats", NULL,	kw_endpoint_stats,
 	  KVIP_SERVICE_F_ENDPOINT_STATS },
+	{ "conn-stats",	NULL,		kw_conn_stats, KVIP_SERVICE_F_CONN_STATS },
 };
 
 #define N_KEYWORDS (sizeof(service_keywords) / sizeof(service_keywords[0]))
@@ -152,6 +154,14 @@ static int kw_endpoint_stats(struct req *r, int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	r->svc.flags |= KVIP_SERVICE_F_ENDPOINT_STATS;
+	return 1;
+}
+
+static int kw_conn_stats(struct req *r, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	r->svc.flags |= KVIP_SERVICE_F_CONN_STATS;
 	return 1;
 }
 

@@ -98,6 +98,8 @@ static void print_options(FILE *f, const struct kvip_service *s,
 		fprintf(f, "%smanaged", sep);
 	if (s->flags & KVIP_SERVICE_F_ENDPOINT_STATS)
 		fprintf(f, "%sendpoint-stats", sep);
+	if (s->flags & KVIP_SERVICE_F_CONN_STATS)
+		fprintf(f, "%sconn-stats", sep);
 	if (unknown)
 		fprintf(f, "%sflags 0x%x", sep, unknown);
 }
@@ -120,15 +122,18 @@ static void show_affinity_human(const struct kvip_service *s)
 
 static void show_human(const struct kvip_service *s, bool first, bool detail)
 {
-	char pbuf[8], abuf[KVIP_ADDRPORT_STRLEN], fbuf[64];
+	char pbuf[8], abuf[KVIP_ADDRPORT_STRLEN], fbuf[64], cbuf[24] = "-";
 	int aw = 0, ww = 0, fw = 0;
 
 	if (!first)
 		putchar('\n');
-	printf("Service %s  proto %s  conns %" PRIu64 "  rejects %" PRIu64
+	/* "-": not counted (conn-stats off), unlike a count of 0. */
+	if (s->stats.has_conns)
+		snprintf(cbuf, sizeof(cbuf), "%" PRIu64, s->stats.conns);
+	printf("Service %s  proto %s  conns %s  rejects %" PRIu64
 	       "  drops %" PRIu64 "\n",
 	       s->name, proto_str(s->proto, pbuf, sizeof(pbuf)),
-	       s->stats.conns, s->stats.rejects, s->stats.drops);
+	       cbuf, s->stats.rejects, s->stats.drops);
 	fputs("  ", stdout);
 	print_options(stdout, s, "  ");
 	putchar('\n');
@@ -197,6 +202,7 @@ static const struct flag_name svc_names[] = {
 	{ KVIP_SERVICE_F_AFFINITY,	 "affinity" },
 	{ KVIP_SERVICE_F_MANAGED,	 "managed" },
 	{ KVIP_SERVICE_F_ENDPOINT_STATS, "endpoint_stats" },
+	{ KVIP_SERVICE_F_CONN_STATS,	 "conn_stats" },
 	{ 0, NULL },
 };
 
@@ -263,6 +269,8 @@ static void json_options(struct json *j, const struct kvip_service *s)
 	json_bool(j, s->flags & KVIP_SERVICE_F_MANAGED);
 	json_key(j, "endpoint_stats");
 	json_bool(j, s->flags & KVIP_SERVICE_F_ENDPOINT_STATS);
+	json_key(j, "conn_stats");
+	json_bool(j, s->flags & KVIP_SERVICE_F_CONN_STATS);
 }
 
 static void json_frontends(struct json *j, const struct kvip_service *s)
@@ -328,8 +336,10 @@ static void show_json(struct json *j, const struct kvip_service *s,
 
 	json_key(j, "stats");
 	json_begin_object(j);
-	json_key(j, "conns");
-	json_u64(j, s->stats.conns);
+	if (s->stats.has_conns) {	/* conn-stats */
+		json_key(j, "conns");
+		json_u64(j, s->stats.conns);
+	}
 	json_key(j, "rejects");
 	json_u64(j, s->stats.rejects);
 	json_key(j, "drops");

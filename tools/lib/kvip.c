@@ -1566,7 +1566,8 @@ static int parse_stats(struct nlattr *a, struct kvip_stats *st)
 		return 0;
 	if (nla_parse_nested(tb, KVIP_STATS_A_MAX, a, stats_policy) < 0)
 		return -1;
-	if (tb[KVIP_STATS_A_CONNS])
+	st->has_conns = tb[KVIP_STATS_A_CONNS];
+	if (st->has_conns)
 		st->conns = nla_get_u64(tb[KVIP_STATS_A_CONNS]);
 	if (tb[KVIP_STATS_A_REJECTS])
 		st->rejects = nla_get_u64(tb[KVIP_STATS_A_REJECTS]);

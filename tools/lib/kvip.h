@@ -28,6 +28,7 @@ union kvip_addr {
 };
 
 struct kvip_stats {
+	bool has_conns;			/* a service's: KVIP_SERVICE_F_CONN_STATS */
 	uint64_t conns;
 	uint64_t rejects;
 	uint64_t drops;

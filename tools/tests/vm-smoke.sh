@@ -100,7 +100,7 @@ expect_ok "endpoints set (4 endpoints, weights, flags)" endpoints set $SVC \
 	'[fd00::1]:9200,terminating,notready'
 
 run service show
-want='Service default/elastic  proto tcp  conns 0  rejects 0  drops 0
+want='Service default/elastic  proto tcp  conns -  rejects 0  drops 0
   external-traffic-policy cluster  internal-traffic-policy cluster  affinity none
   clusterip 10.96.0.10:9200
   clusterip [fd00:10:96::a]:9200
@@ -127,13 +127,13 @@ ep = lambda fam, a, w, fl: {"family": fam, "address": a, "port": 9200,
 want = [{"name": "default/elastic", "proto": "tcp", "flags": [],
 	"external_traffic_policy": "cluster", "internal_traffic_policy": "cluster",
 	"affinity": "none", "source_ranges": [], "managed": False,
-	"endpoint_stats": False,
+	"endpoint_stats": False, "conn_stats": False,
 	"frontends": [
 		{"type": "clusterip", "family": "inet", "address": "10.96.0.10", "port": 9200},
 		{"type": "clusterip", "family": "inet6", "address": "fd00:10:96::a", "port": 9200},
 		{"type": "nodeport", "port": 30080},
 		{"type": "external", "family": "inet", "address": "203.0.113.7", "port": 443}],
-	"stats": {"conns": 0, "rejects": 0, "drops": 0},
+	"stats": {"rejects": 0, "drops": 0},
 	"affinity_count": 0,
 	"endpoints": [
 		ep("inet", "10.0.1.1", 1, ["ready", "serving"]),
@@ -248,6 +248,30 @@ import json, sys
 s = json.load(open(sys.argv[1]))[0]
 assert s["endpoint_stats"] is False and len(s["endpoints"]) == 2, s
 assert not any("stats" in e for e in s["endpoints"]), s
+'
+
+# The service's connection counter is opt-in too: "-" is "not counted".
+expect_ok "replace: conn-stats on" service replace $SVC proto tcp \
+	clusterip 10.96.0.10:9200 conn-stats
+show_json $SVC
+py "conn-stats on: stats.conns is there, 0" '
+import json, sys
+s = json.load(open(sys.argv[1]))[0]
+assert s["conn_stats"] is True and s["flags"] == ["conn_stats"], s
+assert s["stats"] == {"conns": 0, "rejects": 0, "drops": 0}, s
+'
+run service show $SVC
+[[ $rc == 0 && "$out" == "Service $SVC  proto tcp  conns 0  rejects 0  drops 0
+  external-traffic-policy cluster  internal-traffic-policy cluster  affinity none  conn-stats"* ]] &&
+	ok "conn-stats: human output has the option and conns 0" ||
+	not_ok "conn-stats human output (rc=$rc): $out"
+expect_ok "replace: conn-stats off" service replace $SVC proto tcp \
+	clusterip 10.96.0.10:9200
+show_json $SVC
+py "conn-stats off: no stats.conns" '
+import json, sys
+s = json.load(open(sys.argv[1]))[0]
+assert s["conn_stats"] is False and "conns" not in s["stats"], s
 '
 expect_ok "replace creates" service replace default/new proto sctp nodeport 30999
 show_json default/new

@@ -135,9 +135,15 @@
  * KVIP_SERVICE_F_ENDPOINT_STATS: count new connections per endpoint
  * (KVIP_ENDPOINT_A_STATS in replies). Off by default: the counters are
  * per CPU, 8 bytes per endpoint and possible CPU, which on a large node
- * is several times what the endpoint itself costs. The service's own
- * counters (KVIP_A_STATS) are always kept. Turning the flag on starts the
- * endpoints' counters from zero; turning it off discards them.
+ * is several times what the endpoint itself costs. Turning the flag on
+ * starts the endpoints' counters from zero; turning it off discards them.
+ *
+ * KVIP_SERVICE_F_CONN_STATS: count the service's new connections
+ * (KVIP_STATS_A_CONNS in KVIP_A_STATS, present only with the flag). Off
+ * by default: the counter is the one write of the first packet to memory
+ * of its own, a cache miss per new connection on a node with many
+ * services. It counts while the flag is set and keeps its value while it
+ * is not. The service's rejects and drops are always counted.
  *
  * KVIP_A_SOURCE_RANGES: when present and not empty, new connections to the
  * service's external and node-port frontends from a source outside these
@@ -253,7 +259,8 @@ enum kvip_service_flags {
 	 */
 	KVIP_SERVICE_F_MANAGED		= 1U << 3,
 	KVIP_SERVICE_F_ENDPOINT_STATS	= 1U << 4,	/* per-endpoint counters */
-	__KVIP_SERVICE_F_ALL		= (1U << 5) - 1
+	KVIP_SERVICE_F_CONN_STATS	= 1U << 5,	/* the service's conns */
+	__KVIP_SERVICE_F_ALL		= (1U << 6) - 1
 };
 
 enum kvip_set_flags {
@@ -307,7 +314,8 @@ enum kvip_endpoint_attr {
 enum kvip_stats_attr {
 	KVIP_STATS_A_UNSPEC,
 	KVIP_STATS_A_PAD,
-	KVIP_STATS_A_CONNS,	/* u64: new connections translated */
+	KVIP_STATS_A_CONNS,	/* u64: new connections translated; for the
+				 * service, with KVIP_SERVICE_F_CONN_STATS */
 	KVIP_STATS_A_REJECTS,	/* u64: new connections refused (service) */
 	KVIP_STATS_A_DROPS,	/* u64: new connections dropped (service): no
 				 * endpoint in the local pool, or a source
