@@ -48,11 +48,12 @@ enum kvip_fe_state {
  * A frontend is a slot of the netns's open-addressing table (struct
  * kvip_fe_table), one cache line, and keeps copies of what the first packet
  * of a connection reads of its service (the endpoint set, the counters and
- * the flags): a new connection to a cluster IP reads that line, the
- * endpoint set and one per-CPU counter, and nothing else. With 100,000
- * services each is a cache miss (under an emulator, a TLB miss too); a
- * chained hash table would add its bucket. table.c writes the copies with
- * the service's, under kvip_net.lock.
+ * the flags): a new connection to a cluster IP reads that line and the
+ * endpoint set, and nothing else (plus the service's per-CPU counter with
+ * KVIP_SERVICE_F_CONN_STATS, the per-endpoint one with ..._ENDPOINT_STATS).
+ * With 100,000 services each is a cache miss (under an emulator, a TLB
+ * miss too); a chained hash table would add its bucket. table.c writes the
+ * copies with the service's, under kvip_net.lock.
  *
  * The key, the owner and the position are fixed while the slot is live; a
  * slot is never reused in place, so a reader that matched a key reads that
