@@ -594,7 +594,7 @@ static int kvip_frontends_set(struct kvip_net *kn, struct kvip_service *svc,
 {
 	struct kvip_frontend **set, *fe;
 	unsigned int i;
-	int err = -ENOMEM;
+	int err;
 
 	set = kcalloc(nfe, sizeof(*set), KVIP_GFP);
 	if (!set)
