@@ -14,14 +14,15 @@
 #   connect 10.96.0.10:80  (default/web, port "http")
 #
 # Checks: sync programs the service (flagged managed) from the API; traffic
-# reaches its endpoints; when the EndpointSlice changes to backend3, new
-# connections go there within a second (measured from the API change to the
-# kernel update, and from the API request to the first connection that
-# lands on backend3) while an established connection to an old endpoint
-# keeps working; SIGTERM leaves the table as it is; a restarted sync changes
-# nothing (the dump, counters included, is identical and no netlink request
-# is made) and the held connection survives; a service made by hand is
-# never touched; a managed service changed by hand is repaired.
+# reaches its endpoints, and --conn-stats/--endpoint-stats count it; when
+# the EndpointSlice changes to backend3, new connections go there within a
+# second (measured from the API change to the kernel update, and from the
+# API request to the first connection that lands on backend3) while an
+# established connection to an old endpoint keeps working; SIGTERM leaves
+# the table as it is; a restarted sync changes nothing (the dump, counters
+# included, is identical and no netlink request is made) and the held
+# connection survives; a service made by hand is never touched; a managed
+# service changed by hand is repaired.
 
 # shellcheck source=lib.sh
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
@@ -33,7 +34,7 @@ ktap_print_header
 kvip_require
 checktool "curl --version" "talk to the fake API server"
 [[ -r "$FAKE_API" ]] || ktap_exit_skip "no $FAKE_API"
-ktap_set_plan 10
+ktap_set_plan 11
 
 step() {
 	ktap_print_msg "[${SECONDS}s] $*"
@@ -92,9 +93,10 @@ echo "$TOKEN" >"$KVIP_TMP/token"
 sync_pid=""
 SYNC_LOG=$KVIP_TMP/sync.log
 start_sync() {
-	((KVIP_VERBOSE)) && ktap_print_msg "[node] kvipctl sync --server $API_URL --token-file ... --node-name node-1 $*"
+	((KVIP_VERBOSE)) && ktap_print_msg "[node] kvipctl sync --server $API_URL --token-file ... --node-name node-1 --conn-stats --endpoint-stats $*"
 	"$KVIPCTL" -n "$node" sync --server "$API_URL" \
 		--token-file "$KVIP_TMP/token" --node-name node-1 \
+		--conn-stats --endpoint-stats \
 		--healthz-bind-address 127.0.0.1:10256 -v "$@" >>"$SYNC_LOG" 2>&1 &
 	sync_pid=$!
 	defer kill_wait "$sync_pid"
@@ -155,6 +157,19 @@ client_run "$out" "$client" -n 12 --spread 2 "$VIP" 80
 ktap_check "12 connections reach backend1 and backend2" \
 	"${R[ok]} of ${R[conns]} ok, backends used: $(tally_keys)" \
 	[ "${R[ok]}|$(tally_keys)" = "${R[conns]}|backend-1 backend-2" ]
+
+# The looping client adds its own connections: at least these 12 counted.
+{
+	read -r svc_conns
+	read -r ep_sum
+	read -r ep_min
+} < <(kvip_json "$node" "svc('$SVC')['stats'].get('conns', -1)" \
+	"sum(e.get('stats', {}).get('conns', 0) for e in svc('$SVC')['endpoints'])" \
+	"min(e.get('stats', {}).get('conns', 0) for e in svc('$SVC')['endpoints'])")
+ok=0
+((${svc_conns:--1} >= 12 && ${ep_sum:-0} >= 12 && ${ep_min:-0} >= 1)) && ok=1
+ktap_check "--conn-stats and --endpoint-stats: the service and each endpoint count connections" \
+	"service conns ${svc_conns:-?}, endpoints' sum ${ep_sum:-?}, least ${ep_min:-?}" [ "$ok" = 1 ]
 
 # --- an established connection, then the endpoints change ---------------
 

@@ -1447,7 +1447,7 @@ int model_desired(struct store *st, const char *svc_key,
 			continue;
 		}
 		k->proto = p->proto;
-		k->flags = s->flags | KVIP_SERVICE_F_MANAGED;
+		k->flags = s->flags | st->stats_flags | KVIP_SERVICE_F_MANAGED;
 		k->affinity_timeout = (s->flags & KVIP_SERVICE_F_AFFINITY) ?
 				      s->affinity_timeout : 0;
 		for (size_t j = 0; !ret && j < s->n_cluster_ips; j++)

@@ -27,6 +27,7 @@
 #define RETRY_MAX_MS		30000
 #define OPTION_FLAGS (KVIP_SERVICE_F_EXTERNAL_LOCAL | \
 		      KVIP_SERVICE_F_INTERNAL_LOCAL | KVIP_SERVICE_F_AFFINITY)
+#define STATS_FLAGS (KVIP_SERVICE_F_CONN_STATS | KVIP_SERVICE_F_ENDPOINT_STATS)
 
 struct reconciler {
 	struct reconcile_opts o;
@@ -341,6 +342,14 @@ static const char *const op_names[] = {
 /* Drop flags the kernel refuses; false when nothing is left to drop. */
 static bool degrade_flags(struct reconciler *r)
 {
+	/* Counters first: losing them changes no packet's fate. */
+	if (r->flag_mask & STATS_FLAGS) {
+		r->flag_mask &= ~(uint32_t)STATS_FLAGS;
+		slog(LOG_WARN, "the kernel refuses the statistics options; "
+		     "programming services without them", "detail=%s",
+		     lq(kvip_errmsg(r->k)));
+		return true;
+	}
 	if (r->flag_mask & OPTION_FLAGS) {
 		r->flag_mask &= ~(uint32_t)OPTION_FLAGS;
 		slog(LOG_WARN, "the kernel refuses service options (traffic "
@@ -422,7 +431,7 @@ again:
 		break;
 	}
 	if (err == -EOPNOTSUPP && op != OP_DEL && op != OP_SET_EPS &&
-	    tries++ < 2 && degrade_flags(r))
+	    tries++ < 3 && degrade_flags(r))
 		goto again;
 	if (err == -EEXIST && op == OP_NEW) {
 		bool managed;

@@ -30,7 +30,8 @@ static const char usage_text[] =
 "                    [--insecure-skip-tls-verify] [--node-name NAME]\n"
 "                    [--once] [--dry-run [-j]] [--healthz-bind-address ADDR]\n"
 "                    [--metrics-bind-address ADDR] [--health-timeout SECONDS]\n"
-"                    [--sync-delay MS] [--resync-period S] [-v]... [-q]\n"
+"                    [--sync-delay MS] [--resync-period S] [--conn-stats]\n"
+"                    [--endpoint-stats] [-v]... [-q]\n"
 "\n"
 "Watch Services and EndpointSlices in the Kubernetes API and keep kvip's\n"
 "table equal to them, like kube-proxy, changing only what changed. Kernel\n"
@@ -71,6 +72,13 @@ static const char usage_text[] =
 "  --resync-period S      compare the kernel's table with what sync programmed\n"
 "                         every S seconds and repair what was changed by hand\n"
 "                         (default 300; 0: never)\n"
+"  --conn-stats           count each service's new connections (the service\n"
+"                         option conn-stats; off by default: kube-proxy\n"
+"                         keeps no such counter, and it costs a memory\n"
+"                         write per new connection)\n"
+"  --endpoint-stats       count new connections per endpoint (the service\n"
+"                         option endpoint-stats: per-CPU memory for every\n"
+"                         endpoint)\n"
 "  -v, --verbose          more logs (repeat: debug, trace)\n"
 "  -q, --quiet            only warnings and errors\n"
 "  -h, --help             this help\n"
@@ -268,6 +276,7 @@ struct opts {
 	const char *node_name;
 	const char *healthz_addr, *metrics_addr;
 	bool once, dry_run, json;
+	uint32_t stats_flags;
 	long health_timeout_s;
 	long sync_delay_ms;
 	long resync_s;
@@ -306,7 +315,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		O_KUBECONFIG = 256, O_CONTEXT, O_SERVER, O_TOKEN_FILE,
 		O_CA_FILE, O_INSECURE, O_NODE_NAME, O_ONCE, O_DRY_RUN,
 		O_HEALTHZ, O_METRICS, O_HEALTH_TIMEOUT, O_SYNC_DELAY,
-		O_RESYNC,
+		O_RESYNC, O_CONN_STATS, O_ENDPOINT_STATS,
 	};
 	static const struct option lo[] = {
 		{ "kubeconfig", required_argument, NULL, O_KUBECONFIG },
@@ -326,6 +335,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "health-timeout", required_argument, NULL, O_HEALTH_TIMEOUT },
 		{ "sync-delay", required_argument, NULL, O_SYNC_DELAY },
 		{ "resync-period", required_argument, NULL, O_RESYNC },
+		{ "conn-stats", no_argument, NULL, O_CONN_STATS },
+		{ "endpoint-stats", no_argument, NULL, O_ENDPOINT_STATS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -355,6 +366,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case O_ONCE: o->once = true; break;
 		case O_DRY_RUN: o->dry_run = true; break;
 		case 'j': o->json = true; break;
+		case O_CONN_STATS:
+			o->stats_flags |= KVIP_SERVICE_F_CONN_STATS;
+			break;
+		case O_ENDPOINT_STATS:
+			o->stats_flags |= KVIP_SERVICE_F_ENDPOINT_STATS;
+			break;
 		case O_HEALTHZ: o->healthz_addr = optarg; break;
 		case O_METRICS: o->metrics_addr = optarg; break;
 		case O_HEALTH_TIMEOUT:
@@ -413,6 +430,7 @@ static int run(struct opts *o)
 		return 1;
 	memset(&creds, 0, sizeof(creds));
 	store_init(&x->st, o->node_name);
+	x->st.stats_flags = o->stats_flags;
 	status_init(o->health_timeout_s * 1000);
 	if (creds_load(&o->creds, &creds, err, sizeof(err)) < 0) {
 		slog(LOG_ERROR, "no API credentials", "error=%s", lq(err));

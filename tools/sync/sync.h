@@ -193,6 +193,7 @@ struct store {
 	struct map by_service;	/* svc_key -> struct slice_set */
 	struct map nodes;	/* name -> struct k8s_node (ours only) */
 	const char *node_name;	/* --node-name, or NULL */
+	uint32_t stats_flags;	/* --conn-stats, --endpoint-stats */
 	char *zone;		/* this node's zone, or NULL */
 	struct map dirty;	/* svc_key -> NULL: needs a sync */
 	uint64_t objects_seen[K8S_NKINDS];

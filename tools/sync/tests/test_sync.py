@@ -417,6 +417,30 @@ def test_dual_stack_and_frontends():
     api.stop()
 
 
+
+def test_stats_options():
+    """--conn-stats/--endpoint-stats set the counters' flags on every
+    service; without them no service is counted."""
+    api = std_server()
+    web(api)
+    api.apply("services", service("default", "db", cluster_ips=["10.96.0.12"]))
+    for args, want in (([], set()),
+                       (["--conn-stats"], {"conn_stats"}),
+                       (["--endpoint-stats"], {"endpoint_stats"}),
+                       (["--conn-stats", "--endpoint-stats"],
+                        {"conn_stats", "endpoint_stats"})):
+        s = Sync(["--server", api.url, *args])
+        st = s.wait(lambda st: len(st) == 2)
+        for v in st:
+            got = {f for f in v["flags"] if f.endswith("_stats")}
+            opts = {k for k in ("conn_stats", "endpoint_stats") if v[k]}
+            check(got == want and opts == want and "managed" in v["flags"],
+                  "%s with %s: flags %s, options %s" %
+                  (v["name"], args, v["flags"], opts))
+        s.stop()
+    api.stop()
+
+
 def test_skipped_services():
     api = std_server()
     web(api)
