@@ -35,8 +35,9 @@ def rng(xs, fmt):
     return s if len(xs) < 2 else "%s [%s–%s]" % (s, fmt % min(xs), fmt % max(xs))
 
 
-def main():
-    out = sys.argv[1]
+def load(out):
+    """Rows of OUTDIR/ab.csv: round -> topology -> row, and the topologies
+    in the order of the run."""
     rounds = collections.defaultdict(dict)   # round -> topology -> row
     topos = []                               # in the order of the run
     with open(os.path.join(out, "ab.csv")) as f:
@@ -49,6 +50,18 @@ def main():
             if m.get("tcp_elapsed_s"):
                 m["tcp_conn_per_s"] = m["tcp_conns"] / m["tcp_elapsed_s"]
             rounds[int(m["round"])][r["topology"]] = m
+    return rounds, topos
+
+
+def ratios_of(rounds, a, b, key="udp_flows_per_s"):
+    """a / b within each round that has both, in round order."""
+    return [rounds[r][a][key] / rounds[r][b][key] for r in sorted(rounds)
+            if a in rounds[r] and b in rounds[r] and rounds[r][b].get(key)]
+
+
+def main():
+    out = sys.argv[1]
+    rounds, topos = load(out)
     col = lambda t, k: [rd[t][k] for rd in rounds.values() if t in rd and k in rd[t]]
     tcp = any(col(t, "tcp_conn_per_s") for t in topos)
     ratios = [x for x in RATIOS if x[0] in topos and x[1] in topos]
@@ -73,16 +86,13 @@ def main():
               "then median [min–max]):", "",
               "| ratio | what | median [min–max] | per round |", "|---|---|---|---|"]
     for a, b, what in ratios:
-        rs = [rounds[r][a]["udp_flows_per_s"] / rounds[r][b]["udp_flows_per_s"]
-              for r in n if a in rounds[r] and b in rounds[r] and rounds[r][b]["udp_flows_per_s"] > 0]
+        rs = ratios_of(rounds, a, b)
         lines.append("| %s / %s | %s | %s | %s |" % (
             a, b, what, rng(rs, "%.2f"), " ".join("%.2f" % x for x in rs)))
     if tcp:
         lines += ["", "| TCP ratio | median [min–max] |", "|---|---|"]
         for a, b, _ in ratios:
-            rs = [rounds[r][a]["tcp_conn_per_s"] / rounds[r][b]["tcp_conn_per_s"]
-                  for r in n if a in rounds[r] and b in rounds[r]
-                  and rounds[r][b].get("tcp_conn_per_s")]
+            rs = ratios_of(rounds, a, b, "tcp_conn_per_s")
             lines.append("| %s / %s | %s |" % (a, b, rng(rs, "%.2f")))
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out, "ab.md"), "w") as f:

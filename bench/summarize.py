@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Summarise a bench run: bench/summarize.py OUTDIR
+"""Summarise a bench run: bench/summarize.py OUTDIR [--ab]
 
 Reads OUTDIR/raw.csv (rep,n,contender,metric,value), writes results.csv
 (median, min, max, repetitions per n/contender/metric), results.md (the
 table and the target verdicts) and gnuplot PNGs, and prints results.md.
+With --ab, the flatness and floor verdicts come from the interleaved
+rounds in OUTDIR/ab.csv (bench/ab.sh, run by bench.sh at the largest N).
 """
 import collections
 import csv
@@ -13,6 +15,8 @@ import shutil
 import statistics
 import subprocess
 import sys
+
+import ab
 
 ORDER = ["ceiling", "floor", "kvip", "nftables", "ipvs", "iptables", "iptables-partial"]
 PROBES = 2          # the two TCP probe services gen.py adds to every table
@@ -170,7 +174,12 @@ def main():
             n, m0[0] / k, (m1[0] - m0[0]) / (k * EPS),
             "%.0f" % (c0[0] / k) if c0 else "–",
             "%.0f" % ((c1[0] - c0[0]) / (k * EPS)) if c0 and c1 else "–"))
-    lines += ["", "Targets (medians):", ""] + verdicts(vals, status, sizes)
+    rounds = ab_rounds(out, max(sizes)) if "--ab" in sys.argv[2:] else None
+    quick = os.path.exists(info) and any(l.startswith("# sizes:") and l.rstrip().endswith("quick: 1")
+                                          for l in open(info))
+    head = ("Targets (smoke run, 0.4-s slices: a check that the verdicts compute, "
+            "not a measurement):" if quick else "Targets (medians):")
+    lines += ["", head, ""] + verdicts(vals, status, sizes, rounds)
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(text)
@@ -183,19 +192,45 @@ def med(vals, n, c, m):
     return s[0] if s else None
 
 
-def verdicts(vals, status, sizes):
+def ab_rounds(out, big):
+    """The interleaved A/B run bench.sh made at N = big, or None."""
+    info = os.path.join(out, "ab.info")
+    if not os.path.exists(os.path.join(out, "ab.csv")) or not os.path.exists(info):
+        return None
+    if not any(l.startswith("# N: %d;" % big) for l in open(info)):
+        return None
+    rounds, _ = ab.load(out)
+    return rounds
+
+
+def verdicts(vals, status, sizes, rounds=None):
     v = []
 
     def say(ok, text):
         v.append("- %s %s" % ({True: "MET", False: "NOT MET", None: "n/a"}[ok], text))
 
+    def note(text):
+        v.append("- info: " + text)
+
     big = max(sizes)
     k1, kb = med(vals, 1, "kvip", "udp_flows_per_s"), med(vals, big, "kvip", "udp_flows_per_s")
     fl = med(vals, 1, "floor", "udp_flows_per_s")
-    if k1 and kb:
-        say(kb >= 0.9 * k1, "first-packet rate flat: N=%d is %.0f%% of N=1" % (big, 100 * kb / k1))
-    if kb and fl:
-        say(kb >= 0.9 * fl, "N=%d ≥ 90%% of the floor: %.0f%%" % (big, 100 * kb / fl))
+    # Flatness and the floor are ratios of about 10 %: read from the
+    # interleaved rounds (ab.md), not from sequential slices minutes apart.
+    for a, b, what in (("kvip-N", "kvip-1", "first-packet rate flat: N=%d / N=1" % big),
+                       ("kvip-N", "floor", "N=%d ≥ 90%% of the floor" % big)):
+        rs = ab.ratios_of(rounds, a, b) if rounds else []
+        if rs:
+            say(statistics.median(rs) >= 0.9, "%s, interleaved (ab.md, %d rounds): %s" %
+                (what, len(rs), ab.rng(rs, "%.2f")))
+    for base, name in ((k1, "N=1"), (fl, "the floor")):
+        if not (kb and base):
+            continue
+        text = "N=%d is %.0f%% of %s in the sequential slices" % (big, 100 * kb / base, name)
+        if rounds:
+            note(text)
+        else:
+            say(kb >= 0.9 * base, text)
     for n in sizes:
         k = med(vals, n, "kvip", "udp_flows_per_s")
         peers = [med(vals, n, c, "udp_flows_per_s") for c in ("nftables", "ipvs")]
@@ -226,8 +261,12 @@ def verdicts(vals, status, sizes):
                 % (n, 1000 * cn, 1000 * c1))
         ipt = med(vals, n, "iptables", "change_to_packet_s")
         if cn and ipt:
-            say(ipt >= 50 * cn, "N=%d: change ≥ 50× faster than a full iptables-restore: %.0f×"
-                % (n, ipt / cn))
+            text = "N=%d: change ≥ 50× faster than a full iptables-restore: %.0f×" % (n, ipt / cn)
+            # The target is set at N = 10,000; elsewhere it is a reading.
+            if n == 10000:
+                say(ipt >= 50 * cn, text)
+            else:
+                note(text)
     return v
 
 
