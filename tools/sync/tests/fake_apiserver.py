@@ -570,7 +570,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with api.lock:
             api.active_watches += 1
-            if since:
+            if since and since < api.floor_rv:
+                # Compacted while the headers went out: 410 below, as
+                # the real server would, rather than silently skipping
+                # the forgotten events.
+                pos = api.hist_offset - 1
+            elif since:
                 pos = bisect.bisect_right(api.history_rvs, since) + \
                     api.hist_offset
             else:
