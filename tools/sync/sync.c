@@ -438,9 +438,11 @@ static int run(struct opts *o)
 		goto out;
 	}
 	slog(LOG_INFO, "starting", "server=%s credentials=%s node=%s "
-	     "dry_run=%s once=%s", lq(creds.server), lq(creds.source),
-	     lq(o->node_name), o->dry_run ? "true" : "false",
-	     o->once ? "true" : "false");
+	     "dry_run=%s once=%s conn_stats=%s endpoint_stats=%s",
+	     lq(creds.server), lq(creds.source), lq(o->node_name),
+	     o->dry_run ? "true" : "false", o->once ? "true" : "false",
+	     o->stats_flags & KVIP_SERVICE_F_CONN_STATS ? "true" : "false",
+	     o->stats_flags & KVIP_SERVICE_F_ENDPOINT_STATS ? "true" : "false");
 	if (reconciler_new(&r, &ro, err, sizeof(err)) < 0) {
 		slog(LOG_ERROR, "cannot open the kernel's table", "error=%s",
 		     lq(err));

@@ -431,6 +431,8 @@ def test_stats_options():
                         {"conn_stats", "endpoint_stats"})):
         s = Sync(["--server", api.url, *args])
         st = s.wait(lambda st: len(st) == 2)
+        s.wait_log(r'msg="starting" .* conn_stats=%s endpoint_stats=%s' % (
+            str("conn_stats" in want).lower(), str("endpoint_stats" in want).lower()))
         for v in st:
             got = {f for f in v["flags"] if f.endswith("_stats")}
             opts = {k for k in ("conn_stats", "endpoint_stats") if v[k]}
