@@ -339,28 +339,32 @@ static const char *const op_names[] = {
 	[OP_DEL] = "delete",
 };
 
+/*
+ * What to drop, in this order, while the kernel refuses a service's flags:
+ * the counters first (losing them changes no packet's fate), the managed
+ * flag last.
+ */
+static const struct {
+	uint32_t flags;
+	const char *msg;
+} degrade_steps[] = {
+	{ STATS_FLAGS, "the kernel refuses the statistics options; "
+		       "programming services without them" },
+	{ OPTION_FLAGS, "the kernel refuses service options (traffic policies, "
+			"affinity); programming services without them" },
+	{ KVIP_SERVICE_F_MANAGED, "the kernel refuses the managed flag; "
+				  "services named like ours will be taken over" },
+};
+#define N_DEGRADE_STEPS (sizeof(degrade_steps) / sizeof(degrade_steps[0]))
+
 /* Drop flags the kernel refuses; false when nothing is left to drop. */
 static bool degrade_flags(struct reconciler *r)
 {
-	/* Counters first: losing them changes no packet's fate. */
-	if (r->flag_mask & STATS_FLAGS) {
-		r->flag_mask &= ~(uint32_t)STATS_FLAGS;
-		slog(LOG_WARN, "the kernel refuses the statistics options; "
-		     "programming services without them", "detail=%s",
-		     lq(kvip_errmsg(r->k)));
-		return true;
-	}
-	if (r->flag_mask & OPTION_FLAGS) {
-		r->flag_mask &= ~(uint32_t)OPTION_FLAGS;
-		slog(LOG_WARN, "the kernel refuses service options (traffic "
-		     "policies, affinity); programming services without them",
-		     "detail=%s", lq(kvip_errmsg(r->k)));
-		return true;
-	}
-	if (r->flag_mask & KVIP_SERVICE_F_MANAGED) {
-		r->flag_mask &= ~(uint32_t)KVIP_SERVICE_F_MANAGED;
-		slog(LOG_WARN, "the kernel refuses the managed flag; services "
-		     "named like ours will be taken over", "detail=%s",
+	for (size_t i = 0; i < N_DEGRADE_STEPS; i++) {
+		if (!(r->flag_mask & degrade_steps[i].flags))
+			continue;
+		r->flag_mask &= ~degrade_steps[i].flags;
+		slog(LOG_WARN, degrade_steps[i].msg, "detail=%s",
 		     lq(kvip_errmsg(r->k)));
 		return true;
 	}
@@ -431,7 +435,7 @@ again:
 		break;
 	}
 	if (err == -EOPNOTSUPP && op != OP_DEL && op != OP_SET_EPS &&
-	    tries++ < 3 && degrade_flags(r))
+	    tries++ < (int)N_DEGRADE_STEPS && degrade_flags(r))
 		goto again;
 	if (err == -EEXIST && op == OP_NEW) {
 		bool managed;
