@@ -552,6 +552,14 @@ class _Handler(BaseHTTPRequestHandler):
             too_old = forced or (since and since < api.floor_rv)
             mode = forced or api.gone_mode
             cur_rv = api.rv
+            # Where the stream starts, taken with the RV check: a
+            # compaction while the headers go out then shows as
+            # pos < hist_offset below (410), not as skipped events.
+            if since:
+                pos = bisect.bisect_right(api.history_rvs, since) + \
+                    api.hist_offset
+            else:
+                pos = len(api.history) + api.hist_offset
         if too_old and mode == "http":
             return self._send_json(410, status_obj(
                 410, "Expired", "too old resource version: %d (%d)" %
@@ -570,16 +578,6 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with api.lock:
             api.active_watches += 1
-            if since and since < api.floor_rv:
-                # Compacted while the headers went out: 410 below, as
-                # the real server would, rather than silently skipping
-                # the forgotten events.
-                pos = api.hist_offset - 1
-            elif since:
-                pos = bisect.bisect_right(api.history_rvs, since) + \
-                    api.hist_offset
-            else:
-                pos = len(api.history) + api.hist_offset
             dgen, egen, rgen = (api.disconnect_gen, api.error410_gen,
                                 api.raw_gen)
             raw_pos = len(api.raw_lines[res])

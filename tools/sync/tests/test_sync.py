@@ -417,7 +417,6 @@ def test_dual_stack_and_frontends():
     api.stop()
 
 
-
 def test_stats_options():
     """--conn-stats/--endpoint-stats set the counters' flags on every
     service; without them no service is counted."""
