@@ -36,7 +36,9 @@ else
 	UDP_SLICE=${KVIP_BENCH_UDP_SLICE:-2} TCP_T=${KVIP_BENCH_TCP_T:-5} IPERF_T=${KVIP_BENCH_IPERF_T:-4}
 fi
 TMP=$(mktemp -d)
-declare -A FAILED_AT=()
+# FAILED_AT[c]: the smallest N contender c could not load; it is not tried
+# at that N or above. FAILED_WHY[c]: what the skipped rows say.
+declare -A FAILED_AT=() FAILED_WHY=()
 
 # Rows of the CSV (derived numbers are computed on the host by summarize.py).
 row() { echo "$REP,$1,$2,$3,$4" >>"$OUT"; }
@@ -213,6 +215,7 @@ run_one() {
 		row "$n" "$c" load_s "NA"
 		row "$n" "$c" status "$why"
 		FAILED_AT[$c]=$n
+		FAILED_WHY[$c]="failed at N=$n"
 		scrub
 		return
 	fi
@@ -270,7 +273,22 @@ run_one() {
 	row "$n" "$c" delete_s "$( ((rc == 0)) && secs $((t1 - t0)) || echo NA)"
 }
 
+# A size an earlier repetition could not load within LOAD_TIMEOUT is not
+# tried again: each try costs the whole timeout and says nothing new.
+# Failures of another kind are retried.
+earlier_timeouts() {
+	local r c n why
+	while IFS=, read -r r n c why; do
+		if [[ -z ${FAILED_AT[$c]:-} ]] || ((n < FAILED_AT[$c])); then
+			FAILED_AT[$c]=$n
+			FAILED_WHY[$c]="$why at N=$n in repetition $r"
+		fi
+	done < <(awk -F, -v rep="$REP" '$1 < rep && $4 == "status" &&
+		$5 ~ /^did not load within/ { print $1 "," $2 "," $3 "," $5 }' "$OUT")
+}
+
 SMOKE_FAIL=0
+earlier_timeouts
 # The guest's clock, for bench.sh to compare with the host's: TCG guests
 # calibrate the TSC at boot, and on a badly overloaded host that can go
 # wrong (the guest clock then runs several times too fast, and every rate
@@ -300,9 +318,9 @@ for n in "${SIZES[@]}"; do
 		order=(ceiling "${order[@]}")
 	fi
 	for c in "${order[@]}"; do
-		if [[ -n ${FAILED_AT[$c]:-} ]]; then
+		if [[ -n ${FAILED_AT[$c]:-} ]] && ((n >= FAILED_AT[$c])); then
 			row "$n" "$c" load_s NA
-			row "$n" "$c" status "not tried (failed at N=${FAILED_AT[$c]})"
+			row "$n" "$c" status "not tried (${FAILED_WHY[$c]})"
 			continue
 		fi
 		run_one "$c" "$n" "$d"
