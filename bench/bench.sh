@@ -5,8 +5,10 @@
 # rule shapes and IPVS, plus the floor (one static DNAT rule) and the
 # ceiling (forwarding without conntrack), all in the same QEMU guest run.
 #
-#   bench/bench.sh            full: N = 1, 1k, 10k, 100k; 3 repetitions,
-#                             then the interleaved A/B below at the largest
+#   bench/bench.sh            full: N = 1, 1k, 10k, 100k; 3 repetitions (a
+#                             size a contender could not load in time is
+#                             not tried again), then the interleaved A/B
+#                             below at the largest
 #                             N (AB_ROUNDS 9; BENCH_AB=0: none), which gives
 #                             the flatness and floor verdicts
 #   QUICK=1 bench/bench.sh    smoke (make check): N = 1, 1k; 1 repetition,

@@ -115,8 +115,10 @@ def main():
     floor = stat(vals, 1, "floor", "udp_flows_per_s")
     lines = []
     info = os.path.join(out, "raw.csv.info")
-    if os.path.exists(info):
-        lines += ["```"] + [l.rstrip() for l in open(info)] + ["```", ""]
+    # Every repetition's guest adds the same line: each once.
+    info_lines = list(dict.fromkeys(l.rstrip() for l in open(info))) if os.path.exists(info) else []
+    if info_lines:
+        lines += ["```"] + info_lines + ["```", ""]
     lines += ["Medians of the repetitions, [min–max] when there were several. "
               "UDP: new flows/s received (every datagram a new connection, spread "
               "uniformly over all N services); %floor = share of the floor's rate "
@@ -175,8 +177,7 @@ def main():
             "%.0f" % (c0[0] / k) if c0 else "–",
             "%.0f" % ((c1[0] - c0[0]) / (k * EPS)) if c0 and c1 else "–"))
     rounds = ab_rounds(out, max(sizes)) if "--ab" in sys.argv[2:] else None
-    quick = os.path.exists(info) and any(l.startswith("# sizes:") and l.rstrip().endswith("quick: 1")
-                                          for l in open(info))
+    quick = any(l.startswith("# sizes:") and l.endswith("quick: 1") for l in info_lines)
     head = ("Targets (smoke run, 0.4-s slices: a check that the verdicts compute, "
             "not a measurement):" if quick else "Targets (medians):")
     lines += ["", head, ""] + verdicts(vals, status, sizes, rounds)
