@@ -115,8 +115,11 @@ def main():
     floor = stat(vals, 1, "floor", "udp_flows_per_s")
     lines = []
     info = os.path.join(out, "raw.csv.info")
-    # Every repetition's guest adds the same line: each once.
-    info_lines = list(dict.fromkeys(l.rstrip() for l in open(info))) if os.path.exists(info) else []
+    info_lines = []
+    for l in open(info) if os.path.exists(info) else []:
+        # Every repetition's guest adds the same line: once is enough.
+        if not info_lines or l.rstrip() != info_lines[-1]:
+            info_lines.append(l.rstrip())
     if info_lines:
         lines += ["```"] + info_lines + ["```", ""]
     lines += ["Medians of the repetitions, [min–max] when there were several. "
